@@ -11,6 +11,7 @@ from podkit import logs
 from podkit.lifecycle import DEFAULT_SHUTDOWN_TIMEOUT
 from podkit.options import (
     OptionError,
+    describe,
     option,
     parse_bool,
     parse_duration,
@@ -178,8 +179,7 @@ class AdapterConfig:
                      "redis_password_file"):
             path = getattr(self, name)
             if path and not Path(path).is_file():
-                flag = "--" + name.replace("_", "-")
-                raise OptionError(f"{flag}: no such file: {path}")
+                raise OptionError(f"{describe(AdapterConfig, name)}: no such file: {path}")
         if self.check_keys_batch_size < 1:
             raise OptionError("--check-keys-batch-size must be at least 1")
 

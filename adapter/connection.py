@@ -31,6 +31,7 @@ from adapter.config import AdapterConfig
 log = logging.getLogger(__name__)
 
 Command = tuple[str, ...]
+ERROR_KINDS = ("auth", "connect", "internal", "redis", "timeout", "tls")
 
 
 class ScrapeError(Exception):
@@ -97,7 +98,9 @@ def classify(exc: BaseException) -> ScrapeError:
         return ScrapeError("tls", f"TLS error: {exc}")
     if isinstance(exc, (redis_errors.ConnectionError, OSError)):
         return ScrapeError("connect", f"cannot reach Redis: {exc}")
-    return ScrapeError("redis", f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, redis_errors.RedisError):
+        return ScrapeError("redis", f"{type(exc).__name__}: {exc}")
+    return ScrapeError("internal", f"adapter bug while reading Redis' replies: {exc!r}")
 
 
 class RedisLink:

@@ -272,7 +272,7 @@ def add_replication(out: Exposition, sections: Sections) -> None:
             elif key.endswith("sync_in_progress"):
                 name = "master_sync_in_progress"
             val = number(value)
-            out.add(name, "gauge", f"{name} metric", int(val) if val is not None else 0.0,
+            out.add(name, "gauge", f"{name} metric", float(int(val)) if val is not None else 0.0,
                     labels((("master_host", host), ("master_port", port))))
         elif _SLAVE.match(key):
             _add_connected_replica(out, value)

@@ -103,8 +103,12 @@ async def _add_sizes(out: Exposition, round_trip: RoundTrip, db: str, names: lis
             try:
                 out.add("key_value", "gauge", 'The value of "key"', float(value), lbl)
             except (TypeError, ValueError):
-                pass  # not a number: only its size is exported, as redis_exporter does
+                # Not a number: the text goes in a label, as redis_exporter does.
+                out.add("key_value_as_string", "gauge", 'The value of "key" as a string', 1.0,
+                        labels((("db", db), ("key", key), ("val", _text(value)))))
         elif kind_text in _SIZE_COMMAND:
             size = next(replies)
             if isinstance(size, int):
                 out.add("key_size", "gauge", 'The length or size of "key"', float(size), lbl)
+        elif kind_text == "none":  # a --check-single-keys key that does not exist (yet)
+            out.add("key_size", "gauge", 'The length or size of "key"', 0.0, lbl)

@@ -25,7 +25,7 @@ from redis.exceptions import ResponseError
 import podkit
 from adapter import info, keys, latency, slowlog
 from adapter.config import AdapterConfig
-from adapter.connection import RedisLink, ScrapeError, classify
+from adapter.connection import ERROR_KINDS, RedisLink, ScrapeError, classify
 from adapter.exposition import Exposition, labels
 
 log = logging.getLogger(__name__)
@@ -108,6 +108,8 @@ class Scraper:
                     await self._collect(out)
             except Exception as exc:  # noqa: BLE001 - every failure is reported as redis_up 0
                 error = classify(exc)
+                if error.kind == "internal":
+                    log.exception("scrape of %s: %s", self.link.shown, error)
                 await self.link.close()
             took = time.perf_counter() - started
             self._add_own(out, error, took, connect_seconds)
@@ -196,9 +198,9 @@ class Scraper:
                 1.0 if error else 0.0, labels((("err", error.kind if error else ""),)))
         out.add("target_scrape_request_errors_total", "counter",
                 "Errors in requests to the exporter", float(self.request_errors[0]))
-        for kind in sorted(c.errors):
+        for kind in ERROR_KINDS:
             out.add("adapter_scrape_errors_total", "counter",
-                    "Failed scrapes of Redis by kind of failure", float(c.errors[kind]),
+                    "Failed scrapes of Redis by kind of failure", float(c.errors.get(kind, 0)),
                     labels((("kind", kind),)))
         if self.own_metrics:
             out.add("adapter_build_info", "gauge", "Version of the adapter and its Python", 1.0,

@@ -169,6 +169,12 @@ def load(
     return config
 
 
+def describe(cls: type[Any], name: str) -> str:
+    """'--flag / ENV_NAME' for a field, for error messages about that option."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    return f"{flag_name(f)} / {f.metadata['option'].env}"
+
+
 def env_table(cls: type[Any]) -> list[tuple[str, str, str, str]]:
     """(flag, env, default, help) rows, for the README's configuration table."""
     rows = []

@@ -6,12 +6,11 @@ the marker of the same name, added here, so `pytest -m unit` is the fast subset.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "integration", "container", "e2e")
@@ -22,27 +21,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         parts = Path(str(item.path)).relative_to(ROOT / "tests").parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
-
-
-def require(what: str, ok: bool, why: str) -> None:
-    """Skip when a tool is missing on a developer's machine; fail under CI.
-
-    CI installs everything (.ci/run), so there a missing tool is a broken setup, never a
-    reason to pass quietly.
-    """
-    if ok:
-        return
-    message = f"{what} is not available: {why}"
-    if os.environ.get("CI"):
-        pytest.fail(message + " (CI is set: missing tools fail the run)", pytrace=False)
-    pytest.skip(message)
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
-    require(name, path is not None, "install it with scripts/bootstrap-host.sh")
-    assert path is not None
-    return path
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""Helpers the test tiers share: an exposition-text reader and real processes to test against."""

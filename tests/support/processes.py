@@ -1,0 +1,163 @@
+"""Real processes for the integration tier: redis-server, the adapter, redis_exporter.
+
+Each is started on a free loopback port, waited for, and stopped by the fixture that made it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check, timeout: float = 15.0, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out waiting for {what}: {last!r}")
+
+
+def http_get(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+@dataclass
+class RedisServer:
+    """A redis-server on 127.0.0.1:port, its data in `workdir`."""
+
+    workdir: Path
+    port: int = field(default_factory=free_port)
+    args: Sequence[str] = ()
+    proc: subprocess.Popen[bytes] | None = None
+    password: str | None = None
+
+    def start(self) -> RedisServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with open(self.workdir / "redis.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--dir", str(self.workdir), "--enable-debug-command",
+                 "local", "--latency-tracking", "yes", *self.args],
+                stdout=log, stderr=subprocess.STDOUT,
+            )
+        wait_for(self._answers, what=f"redis-server on port {self.port}")
+        return self
+
+    def _answers(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError((self.workdir / "redis.log").read_text()[-2000:])
+        try:
+            return bool(self.client().ping())
+        except redis.AuthenticationError:
+            return True
+        except redis.ResponseError as exc:
+            return "NOAUTH" in str(exc)
+
+    def client(self, db: int = 0, **kwargs: object) -> redis.Redis:
+        if self.password and "password" not in kwargs:
+            kwargs["password"] = self.password
+        return redis.Redis(host="127.0.0.1", port=self.port, db=db, socket_timeout=5, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@dataclass
+class Service:
+    """A long-running HTTP process (the adapter or redis_exporter) with its log."""
+
+    argv: list[str]
+    port: int
+    log_path: Path
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_path: str = "/metrics") -> Service:
+        env = {**os.environ, **(self.env or {})}
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        wait_for(self._answers(ready_path), what=" ".join(self.argv[:3]))
+        return self
+
+    def _answers(self, path: str):  # type: ignore[no-untyped-def]
+        def check() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited {self.proc.returncode}: {self.log()[-2000:]}")
+            return http_get(self.base + path, timeout=2)[0] == 200
+        return check
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def get(self, path: str = "/metrics", **kwargs: object) -> tuple[int, str]:
+        return http_get(self.base + path, **kwargs)  # type: ignore[arg-type]
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise
+        return self.proc.returncode
+
+
+def adapter(tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "adapter") -> Service:
+    port = free_port()
+    return Service(
+        [sys.executable, "-m", "adapter", "--web-listen-address", f"127.0.0.1:{port}", *args],
+        port, tmp_path / f"{name}.log", env=env,
+    )
+
+
+def redis_exporter(tmp_path: Path, *args: str) -> Service:
+    port = free_port()
+    return Service(
+        ["prometheus-redis-exporter", "-web.listen-address", f"127.0.0.1:{port}", *args],
+        port, tmp_path / "redis_exporter.log",
+    )
