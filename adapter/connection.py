@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
+from redis.driver_info import DriverInfo
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -66,8 +67,7 @@ def connection_kwargs(url: str, config: AdapterConfig) -> dict[str, Any]:
         client_name="redis_exporter" if config.set_client_name else None,
         # No CLIENT SETINFO on connect and no silent reconnect loops: a failure is reported
         # by this scrape as redis_up 0, and the next scrape tries again.
-        lib_name=None,
-        lib_version=None,
+        driver_info=DriverInfo(name=None, lib_version=None),
         protocol=2,  # RESP2: what every Redis speaks, without HELLO (Redis 6+) on connect
         retry=Retry(NoBackoff(), 0),
     )

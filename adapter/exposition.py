@@ -29,6 +29,8 @@ def labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def format_value(value: float) -> str:
+    if isinstance(value, int):
+        return str(value)
     if value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if math.isnan(value):

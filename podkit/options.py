@@ -159,9 +159,10 @@ def load(
         try:
             values[f.name] = spec.parse(raw)
         except (OptionError, ValueError) as exc:
-            shown = "<redacted>" if spec.secret else repr(raw)
+            # A parser's message may quote the value: for secrets, say nothing of it.
+            shown, why = ("<redacted>", "not a valid value") if spec.secret else (repr(raw), exc)
             parser.exit(2, f"{prog}: invalid value {shown} for {flag_name(f)} / {spec.env} "
-                           f"(from {source}): {exc}\n")
+                           f"(from {source}): {why}\n")
     try:
         config = cls(**values)
     except (OptionError, ValueError) as exc:
