@@ -22,12 +22,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     logs.configure(config.effective_log_level, config.log_format)
     loop_name = install_fast_loop()
     host, port = config.web_listen_address
-    log.info("scraping %s, serving %s on %s:%d (%s)", redact(config.redis_addr),
-             config.web_telemetry_path, host, port, loop_name)
+    log.info(
+        "scraping %s, serving %s on %s:%d (%s)",
+        redact(config.redis_addr),
+        config.web_telemetry_path,
+        host,
+        port,
+        loop_name,
+    )
     app = create_app(config)
     try:
-        asyncio.run(serve_app(app, host, port, health=app[HEALTH],
-                              shutdown_timeout=config.shutdown_timeout))
+        asyncio.run(
+            serve_app(app, host, port, health=app[HEALTH], shutdown_timeout=config.shutdown_timeout)
+        )
     except OSError as exc:  # e.g. the port is taken: one clear line, not a traceback
         log.error("cannot serve on %s:%d: %s", host, port, exc)
         sys.exit(1)

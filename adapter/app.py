@@ -10,7 +10,7 @@ import fnmatch
 import logging
 import zlib
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -33,8 +33,9 @@ class Targets:
     def __init__(self, config: AdapterConfig) -> None:
         self.config = config
         self.request_errors = [0]
-        self.default = Scraper(config.redis_addr, config, own_metrics=True,
-                               request_errors=self.request_errors)
+        self.default = Scraper(
+            config.redis_addr, config, own_metrics=True, request_errors=self.request_errors
+        )
         self._others: OrderedDict[str, Scraper] = OrderedDict()
 
     def allowed(self, url: str) -> bool:
@@ -47,8 +48,9 @@ class Targets:
             return self.default
         scraper = self._others.pop(url, None)
         if scraper is None:
-            scraper = Scraper(url, self.config, own_metrics=False,
-                              request_errors=self.request_errors)
+            scraper = Scraper(
+                url, self.config, own_metrics=False, request_errors=self.request_errors
+            )
         self._others[url] = scraper
         while len(self._others) > MAX_TARGETS:
             _, oldest = self._others.popitem(last=False)
@@ -118,7 +120,7 @@ async def health(_request: web.Request) -> web.Response:
     return web.Response(text="ok")  # redis_exporter's /health
 
 
-def index_handler(config: AdapterConfig) -> web.Handler:
+def index_handler(config: AdapterConfig) -> Callable[[web.Request], Awaitable[web.Response]]:
     page = (
         "<html><head><title>pod-patterns adapter</title></head><body>"
         "<h1>Redis exporter (pod-patterns adapter)</h1>"

@@ -30,7 +30,9 @@ def parse_redis_addr(text: str) -> str:
     value = text.strip()
     if "://" not in value:
         if not value or ":" not in value:
-            raise OptionError(f"expected redis://host:port, rediss://host:port or unix:///path, got {text!r}")
+            raise OptionError(
+                f"expected redis://host:port, rediss://host:port or unix:///path, got {text!r}"
+            )
         value = "redis://" + value
     scheme = value.split("://", 1)[0].lower()
     if scheme not in ("redis", "rediss", "unix"):
@@ -59,114 +61,171 @@ def parse_namespace(text: str) -> str:
 @dataclass(frozen=True)
 class AdapterConfig:
     redis_addr: str = option(
-        "redis://localhost:6379", env="REDIS_ADDR", parse=parse_redis_addr,
+        "redis://localhost:6379",
+        env="REDIS_ADDR",
+        parse=parse_redis_addr,
         aliases=("-redis.addr", "--redis.addr"),
         help="Redis to scrape: redis://host:port, rediss://host:port (TLS) or unix:///path",
     )
     redis_user: str = option(
-        "", env="REDIS_USER", aliases=("-redis.user", "--redis.user"),
+        "",
+        env="REDIS_USER",
+        aliases=("-redis.user", "--redis.user"),
         help="user name for Redis ACL authentication (Redis 6+)",
     )
     redis_password: str = option(
-        "", env="REDIS_PASSWORD", secret=True, aliases=("-redis.password", "--redis.password"),
+        "",
+        env="REDIS_PASSWORD",
+        secret=True,
+        aliases=("-redis.password", "--redis.password"),
         help="password for Redis",
     )
     redis_password_file: str = option(
-        "", env="REDIS_PASSWORD_FILE", aliases=("-redis.password-file", "--redis.password-file"),
+        "",
+        env="REDIS_PASSWORD_FILE",
+        aliases=("-redis.password-file", "--redis.password-file"),
         help="file with the password, or redis_exporter's JSON map of Redis URL to password",
     )
     namespace: str = option(
-        "redis", env="REDIS_EXPORTER_NAMESPACE", parse=parse_namespace, aliases=("-namespace",),
+        "redis",
+        env="REDIS_EXPORTER_NAMESPACE",
+        parse=parse_namespace,
+        aliases=("-namespace",),
         help="prefix of every metric name",
     )
     web_listen_address: tuple[str, int] = option(
-        ("0.0.0.0", 9121), env="REDIS_EXPORTER_WEB_LISTEN_ADDRESS", parse=parse_host_port(),
-        aliases=("-web.listen-address", "--web.listen-address"), metavar="HOST:PORT",
+        ("0.0.0.0", 9121),
+        env="REDIS_EXPORTER_WEB_LISTEN_ADDRESS",
+        parse=parse_host_port(),
+        aliases=("-web.listen-address", "--web.listen-address"),
+        metavar="HOST:PORT",
         help="address to serve metrics on",
     )
     web_telemetry_path: str = option(
-        "/metrics", env="REDIS_EXPORTER_WEB_TELEMETRY_PATH", parse=parse_path,
+        "/metrics",
+        env="REDIS_EXPORTER_WEB_TELEMETRY_PATH",
+        parse=parse_path,
         aliases=("-web.telemetry-path", "--web.telemetry-path"),
         help="path under which to expose metrics",
     )
     check_keys: tuple[KeySpec, ...] = option(
-        (), env="REDIS_EXPORTER_CHECK_KEYS", parse=parse_key_specs, aliases=("-check-keys",),
-        help="comma-separated key patterns (db3=user:*) whose size and value to export, found with SCAN",
+        (),
+        env="REDIS_EXPORTER_CHECK_KEYS",
+        parse=parse_key_specs,
+        aliases=("-check-keys",),
+        help="comma-separated key patterns (db3=user:*) to export size and value of, via SCAN",
     )
     check_single_keys: tuple[KeySpec, ...] = option(
-        (), env="REDIS_EXPORTER_CHECK_SINGLE_KEYS", parse=parse_key_specs,
+        (),
+        env="REDIS_EXPORTER_CHECK_SINGLE_KEYS",
+        parse=parse_key_specs,
         aliases=("-check-single-keys",),
         help="comma-separated keys (db3=user_count) whose size and value to export, without SCAN",
     )
     count_keys: tuple[KeySpec, ...] = option(
-        (), env="REDIS_EXPORTER_COUNT_KEYS", parse=parse_key_specs, aliases=("-count-keys",),
+        (),
+        env="REDIS_EXPORTER_COUNT_KEYS",
+        parse=parse_key_specs,
+        aliases=("-count-keys",),
         help="comma-separated key patterns (db3=sessions:*) to count with SCAN",
     )
     check_keys_batch_size: int = option(
-        1000, env="REDIS_EXPORTER_CHECK_KEYS_BATCH_SIZE", parse=int,
+        1000,
+        env="REDIS_EXPORTER_CHECK_KEYS_BATCH_SIZE",
+        parse=int,
         aliases=("-check-keys-batch-size",),
         help="COUNT hint for each SCAN call of --check-keys and --count-keys",
     )
     connection_timeout: float = option(
-        15.0, env="REDIS_EXPORTER_CONNECTION_TIMEOUT", parse=parse_duration,
+        15.0,
+        env="REDIS_EXPORTER_CONNECTION_TIMEOUT",
+        parse=parse_duration,
         aliases=("-connection-timeout",),
         help="timeout for connecting to Redis and for each scrape's replies (e.g. 15s)",
     )
     include_system_metrics: bool = option(
-        False, env="REDIS_EXPORTER_INCL_SYSTEM_METRICS", parse=parse_bool,
+        False,
+        env="REDIS_EXPORTER_INCL_SYSTEM_METRICS",
+        parse=parse_bool,
         aliases=("-include-system-metrics",),
         help="also export redis_total_system_memory_bytes",
     )
     redis_only_metrics: bool = option(
-        False, env="REDIS_EXPORTER_REDIS_ONLY_METRICS", parse=parse_bool,
+        False,
+        env="REDIS_EXPORTER_REDIS_ONLY_METRICS",
+        parse=parse_bool,
         aliases=("-redis-only-metrics",),
         help="export only Redis metrics, not the adapter's own process metrics",
     )
     set_client_name: bool = option(
-        True, env="REDIS_EXPORTER_SET_CLIENT_NAME", parse=parse_bool,
+        True,
+        env="REDIS_EXPORTER_SET_CLIENT_NAME",
+        parse=parse_bool,
         aliases=("-set-client-name",),
         help="name the adapter's connection 'redis_exporter' (CLIENT SETNAME)",
     )
     config_command: str = option(
-        "CONFIG", env="REDIS_EXPORTER_CONFIG_COMMAND", aliases=("-config-command",),
+        "CONFIG",
+        env="REDIS_EXPORTER_CONFIG_COMMAND",
+        aliases=("-config-command",),
         help="name of the CONFIG command, where it was renamed",
     )
     tls_client_key_file: str = option(
-        "", env="REDIS_EXPORTER_TLS_CLIENT_KEY_FILE", aliases=("-tls-client-key-file",),
+        "",
+        env="REDIS_EXPORTER_TLS_CLIENT_KEY_FILE",
+        aliases=("-tls-client-key-file",),
         help="client key file for TLS to Redis (with --tls-client-cert-file)",
     )
     tls_client_cert_file: str = option(
-        "", env="REDIS_EXPORTER_TLS_CLIENT_CERT_FILE", aliases=("-tls-client-cert-file",),
+        "",
+        env="REDIS_EXPORTER_TLS_CLIENT_CERT_FILE",
+        aliases=("-tls-client-cert-file",),
         help="client certificate file for TLS to Redis",
     )
     tls_ca_cert_file: str = option(
-        "", env="REDIS_EXPORTER_TLS_CA_CERT_FILE", aliases=("-tls-ca-cert-file",),
+        "",
+        env="REDIS_EXPORTER_TLS_CA_CERT_FILE",
+        aliases=("-tls-ca-cert-file",),
         help="CA certificate file to verify Redis' TLS certificate",
     )
     skip_tls_verification: bool = option(
-        False, env="REDIS_EXPORTER_SKIP_TLS_VERIFICATION", parse=parse_bool,
+        False,
+        env="REDIS_EXPORTER_SKIP_TLS_VERIFICATION",
+        parse=parse_bool,
         aliases=("-skip-tls-verification",),
         help="do not verify Redis' TLS certificate",
     )
     scrape_allow: tuple[str, ...] = option(
-        (), env="REDIS_EXPORTER_SCRAPE_ALLOW", parse=parse_list,
+        (),
+        env="REDIS_EXPORTER_SCRAPE_ALLOW",
+        parse=parse_list,
         help="comma-separated shell patterns of targets /scrape may reach "
         "(e.g. redis://redis-*:6379); empty: only --redis-addr",
     )
     log_format: logs.LogFormat = option(
-        "text", env="REDIS_EXPORTER_LOG_FORMAT", parse=logs.parse_format, aliases=("-log-format",),
+        "text",
+        env="REDIS_EXPORTER_LOG_FORMAT",
+        parse=logs.parse_format,
+        aliases=("-log-format",),
         help="log format: text (redis_exporter's 'txt') or json",
     )
     log_level: str = option(
-        "info", env="REDIS_EXPORTER_LOG_LEVEL", parse=logs.parse_level,
+        "info",
+        env="REDIS_EXPORTER_LOG_LEVEL",
+        parse=logs.parse_level,
         help="log level: debug, info, warning or error",
     )
     debug: bool = option(
-        False, env="REDIS_EXPORTER_DEBUG", parse=parse_bool, aliases=("-debug",),
+        False,
+        env="REDIS_EXPORTER_DEBUG",
+        parse=parse_bool,
+        aliases=("-debug",),
         help="debug logging (same as --log-level debug)",
     )
     shutdown_timeout: float = option(
-        DEFAULT_SHUTDOWN_TIMEOUT, env="REDIS_EXPORTER_SHUTDOWN_TIMEOUT", parse=parse_duration,
+        DEFAULT_SHUTDOWN_TIMEOUT,
+        env="REDIS_EXPORTER_SHUTDOWN_TIMEOUT",
+        parse=parse_duration,
         help="how long in-flight scrapes may finish after SIGTERM",
     )
 
@@ -175,8 +234,12 @@ class AdapterConfig:
             raise OptionError(
                 "--tls-client-key-file and --tls-client-cert-file go together: set both or neither"
             )
-        for name in ("tls_client_key_file", "tls_client_cert_file", "tls_ca_cert_file",
-                     "redis_password_file"):
+        for name in (
+            "tls_client_key_file",
+            "tls_client_cert_file",
+            "tls_ca_cert_file",
+            "redis_password_file",
+        ):
             path = getattr(self, name)
             if path and not Path(path).is_file():
                 raise OptionError(f"{describe(AdapterConfig, name)}: no such file: {path}")

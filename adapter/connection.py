@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
-from redis.driver_info import DriverInfo
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -26,6 +25,7 @@ from redis.asyncio.connection import (
 )
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.driver_info import DriverInfo
 
 from adapter.config import AdapterConfig
 
@@ -54,7 +54,7 @@ def redact(url: str) -> str:
 
 
 def connection_kwargs(url: str, config: AdapterConfig) -> dict[str, Any]:
-    kwargs: dict[str, Any] = parse_url(url)
+    kwargs: dict[str, Any] = dict(parse_url(url))
     if config.redis_user and not kwargs.get("username"):
         kwargs["username"] = config.redis_user
     if not kwargs.get("password"):
@@ -121,7 +121,7 @@ class RedisLink:
         cls: type[AbstractConnection] = kwargs.pop("connection_class", Connection)
         conn = cls(**kwargs)
         try:
-            await conn.connect()
+            await conn.connect()  # type: ignore[no-untyped-call]
         except BaseException:
             await conn.disconnect()
             raise
@@ -154,5 +154,5 @@ class RedisLink:
         if conn is not None:
             try:
                 await conn.disconnect()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone
+            except Exception:
                 log.debug("error while closing the connection to %s", self.shown, exc_info=True)

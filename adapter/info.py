@@ -173,14 +173,23 @@ SYSTEM_FIELDS: dict[str, Field] = {
 _SPECIAL = frozenset({"keyspace", "commandstats", "latencystats", "errorstats", "sentinel"})
 _STATUS = {"ok": 1.0, "true": 1.0, "err": 0.0, "fail": 0.0, "false": 0.0}
 _SLAVE = re.compile(r"slave\d+$")
-_MASTER_DIRECT = re.compile(r"(master(_[0-9]+)?_(last_io_seconds_ago|sync_in_progress)|slave_repl_offset)$")
+_MASTER_DIRECT = re.compile(
+    r"(master(_[0-9]+)?_(last_io_seconds_ago|sync_in_progress)|slave_repl_offset)$"
+)
 _MASTER_LINK = re.compile(r"master(_[0-9]+)?_link_status$")
 _MASTER_HOST = re.compile(r"master(_[0-9]+)?_host$")
 _MASTER_PORT = re.compile(r"master(_[0-9]+)?_port$")
 
 INSTANCE_INFO_LABELS = (
-    "role", "redis_version", "redis_build_id", "redis_mode", "os",
-    "maxmemory_policy", "tcp_port", "run_id", "process_id",
+    "role",
+    "redis_version",
+    "redis_build_id",
+    "redis_mode",
+    "os",
+    "maxmemory_policy",
+    "tcp_port",
+    "run_id",
+    "process_id",
 )
 
 
@@ -237,20 +246,37 @@ def add_server(out: Exposition, sections: Sections, now: float | None = None) ->
     uptime = number(server.get("uptime_in_seconds", ""))
     if uptime is not None:
         now = int(time.time()) if now is None else now
-        out.add("start_time_seconds", "gauge",
-                "Start time of the Redis instance since unix epoch in seconds.", now - uptime)
+        out.add(
+            "start_time_seconds",
+            "gauge",
+            "Start time of the Redis instance since unix epoch in seconds.",
+            now - uptime,
+        )
     merged = {**server, **sections.get("memory", {}), **replication}
     role = merged.get("role", "")
     mode = merged.get("redis_mode") or merged.get("server_mode", "")
     values = {**merged, "redis_mode": mode}
-    out.add("instance_info", "gauge", "Information about the Redis instance", 1.0,
-            labels((name, values.get(name, "")) for name in INSTANCE_INFO_LABELS))
+    out.add(
+        "instance_info",
+        "gauge",
+        "Information about the Redis instance",
+        1.0,
+        labels((name, values.get(name, "")) for name in INSTANCE_INFO_LABELS),
+    )
     if role == "slave":
-        out.add("slave_info", "gauge", "Information about the Redis slave", 1.0, labels((
-            ("master_host", replication.get("master_host", "")),
-            ("master_port", replication.get("master_port", "")),
-            ("read_only", replication.get("slave_read_only", "")),
-        )))
+        out.add(
+            "slave_info",
+            "gauge",
+            "Information about the Redis slave",
+            1.0,
+            labels(
+                (
+                    ("master_host", replication.get("master_host", "")),
+                    ("master_port", replication.get("master_port", "")),
+                    ("read_only", replication.get("slave_read_only", "")),
+                )
+            ),
+        )
     return role
 
 
@@ -263,8 +289,13 @@ def add_replication(out: Exposition, sections: Sections) -> None:
         elif _MASTER_PORT.match(key):
             port = value
         elif _MASTER_LINK.match(key):
-            out.add("master_link_up", "gauge", "Master link status on Redis slave",
-                    1.0 if value == "up" else 0.0, labels((("master_host", host), ("master_port", port))))
+            out.add(
+                "master_link_up",
+                "gauge",
+                "Master link status on Redis slave",
+                1.0 if value == "up" else 0.0,
+                labels((("master_host", host), ("master_port", port))),
+            )
         elif _MASTER_DIRECT.match(key):
             name = key
             if key.endswith("last_io_seconds_ago"):
@@ -272,8 +303,13 @@ def add_replication(out: Exposition, sections: Sections) -> None:
             elif key.endswith("sync_in_progress"):
                 name = "master_sync_in_progress"
             val = number(value)
-            out.add(name, "gauge", f"{name} metric", float(int(val)) if val is not None else 0.0,
-                    labels((("master_host", host), ("master_port", port))))
+            out.add(
+                name,
+                "gauge",
+                f"{name} metric",
+                float(int(val)) if val is not None else 0.0,
+                labels((("master_host", host), ("master_port", port))),
+            )
         elif _SLAVE.match(key):
             _add_connected_replica(out, value)
 
@@ -284,8 +320,13 @@ def _add_connected_replica(out: Exposition, value: str) -> None:
     offset = number(fields.get("offset", ""))
     if offset is None:
         return
-    lbl = labels((("slave_ip", fields.get("ip", "")), ("slave_port", fields.get("port", "")),
-                  ("slave_state", fields.get("state", ""))))
+    lbl = labels(
+        (
+            ("slave_ip", fields.get("ip", "")),
+            ("slave_port", fields.get("port", "")),
+            ("slave_state", fields.get("state", "")),
+        )
+    )
     out.add("connected_slave_offset_bytes", "gauge", "Offset of connected slave", offset, lbl)
     lag = number(fields["lag"]) if "lag" in fields else None
     if lag is not None:
@@ -332,20 +373,35 @@ def add_commandstats(out: Exposition, sections: Sections) -> None:
             continue
         lbl = labels((("cmd", cmd),))
         out.add("commands_total", "counter", "Total number of calls per command", calls, lbl)
-        out.add("commands_duration_seconds_total", "counter",
-                "Total amount of time in seconds spent per command", usec / 1e6, lbl)
+        out.add(
+            "commands_duration_seconds_total",
+            "counter",
+            "Total amount of time in seconds spent per command",
+            usec / 1e6,
+            lbl,
+        )
         calls_sum[cmd] = (format_value(calls), usec)
         if len(parts) >= 5:
             rejected, failed = _kv_number(parts[3]), _kv_number(parts[4])
             if rejected is not None and failed is not None:
-                out.add("commands_rejected_calls_total", "counter",
-                        "commands_rejected_calls_total metric", rejected, lbl)
-                out.add("commands_failed_calls_total", "counter",
-                        "commands_failed_calls_total metric", failed, lbl)
+                out.add(
+                    "commands_rejected_calls_total",
+                    "counter",
+                    "commands_rejected_calls_total metric",
+                    rejected,
+                    lbl,
+                )
+                out.add(
+                    "commands_failed_calls_total",
+                    "counter",
+                    "commands_failed_calls_total metric",
+                    failed,
+                    lbl,
+                )
     help_text = "latency_percentiles_usec metric"
     for key, value in sections.get("latencystats", {}).items():
-        cmd = key[25:] if key.startswith("latency_percentiles_usec_") else None
-        if cmd is None or cmd not in calls_sum:
+        prefix, _, cmd = key.partition("latency_percentiles_usec_")
+        if prefix or cmd not in calls_sum:
             continue
         count, usec = calls_sum[cmd]
         quantiles = []
@@ -357,8 +413,13 @@ def add_commandstats(out: Exposition, sections: Sections) -> None:
             quantiles.append((format_value(q), v))
         else:
             for q_text, v in quantiles:
-                out.add("latency_percentiles_usec", "summary", help_text, v,
-                        labels((("cmd", cmd), ("quantile", q_text))))
+                out.add(
+                    "latency_percentiles_usec",
+                    "summary",
+                    help_text,
+                    v,
+                    labels((("cmd", cmd), ("quantile", q_text))),
+                )
             lbl = labels((("cmd", cmd),))
             out.add("latency_percentiles_usec", "summary", help_text, usec, lbl, suffix="_sum")
             out.add("latency_percentiles_usec", "summary", help_text, count, lbl, suffix="_count")
@@ -369,8 +430,13 @@ def add_errorstats(out: Exposition, sections: Sections) -> None:
         if key.startswith("errorstat_"):
             count = _kv_number(value)
             if count is not None:
-                out.add("errors_total", "counter", "Total number of errors per error type",
-                        count, labels((("err", key[10:]),)))
+                out.add(
+                    "errors_total",
+                    "counter",
+                    "Total number of errors per error type",
+                    count,
+                    labels((("err", key[10:]),)),
+                )
 
 
 def _kv_number(part: str) -> float | None:

@@ -42,7 +42,9 @@ async def scan(round_trip: RoundTrip, pattern: str, batch: int) -> list[bytes]:
     keys: list[bytes] = []
     cursor = b"0"
     while True:
-        (reply,) = await round_trip((("SCAN", _text(cursor), "MATCH", pattern, "COUNT", str(batch)),))
+        (reply,) = await round_trip(
+            (("SCAN", _text(cursor), "MATCH", pattern, "COUNT", str(batch)),)
+        )
         if isinstance(reply, Exception):
             raise reply
         cursor, batch_keys = reply
@@ -74,8 +76,13 @@ async def add_key_metrics(
             for d, pattern in count_keys:
                 if d == db:
                     count = len(await scan(round_trip, pattern, batch))
-                    out.add("keys_count", "gauge", "Count of keys", float(count),
-                            labels((("db", f"db{db}"), ("key", pattern))))
+                    out.add(
+                        "keys_count",
+                        "gauge",
+                        "Count of keys",
+                        float(count),
+                        labels((("db", f"db{db}"), ("key", pattern))),
+                    )
     finally:
         if dbs:
             await round_trip((("SELECT", str(home_db)),))
@@ -104,8 +111,13 @@ async def _add_sizes(out: Exposition, round_trip: RoundTrip, db: str, names: lis
                 out.add("key_value", "gauge", 'The value of "key"', float(value), lbl)
             except (TypeError, ValueError):
                 # Not a number: the text goes in a label, as redis_exporter does.
-                out.add("key_value_as_string", "gauge", 'The value of "key" as a string', 1.0,
-                        labels((("db", db), ("key", key), ("val", _text(value)))))
+                out.add(
+                    "key_value_as_string",
+                    "gauge",
+                    'The value of "key" as a string',
+                    1.0,
+                    labels((("db", db), ("key", key), ("val", _text(value)))),
+                )
         elif kind_text in _SIZE_COMMAND:
             size = next(replies)
             if isinstance(size, int):

@@ -16,9 +16,21 @@ def add_latency(out: Exposition, latest: Any) -> None:
     for entry in latest:
         if not isinstance(entry, list) or len(entry) < 3:
             continue
-        event = entry[0].decode("utf-8", "replace") if isinstance(entry[0], bytes) else str(entry[0])
+        event = (
+            entry[0].decode("utf-8", "replace") if isinstance(entry[0], bytes) else str(entry[0])
+        )
         lbl = labels((("event_name", event),))
-        out.add("latency_spike_last", "gauge", "When the latency spike last occurred",
-                float(entry[1]), lbl)
-        out.add("latency_spike_duration_seconds", "gauge",
-                "Length of the last latency spike in seconds", int(entry[2]) / 1000, lbl)
+        out.add(
+            "latency_spike_last",
+            "gauge",
+            "When the latency spike last occurred",
+            float(entry[1]),
+            lbl,
+        )
+        out.add(
+            "latency_spike_duration_seconds",
+            "gauge",
+            "Length of the last latency spike in seconds",
+            int(entry[2]) / 1000,
+            lbl,
+        )

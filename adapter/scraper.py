@@ -57,11 +57,14 @@ def process_metrics() -> bytes:
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     limit = _address_space_limit()
-    return generate_latest(registry) + (
-        "# HELP process_virtual_memory_max_bytes Maximum amount of virtual memory available "
-        "in bytes.\n# TYPE process_virtual_memory_max_bytes gauge\n"
-        f"process_virtual_memory_max_bytes {limit!r}\n"
-    ).encode()
+    return (
+        generate_latest(registry)
+        + (
+            "# HELP process_virtual_memory_max_bytes Maximum amount of virtual memory available "
+            "in bytes.\n# TYPE process_virtual_memory_max_bytes gauge\n"
+            f"process_virtual_memory_max_bytes {limit!r}\n"
+        ).encode()
+    )
 
 
 class Scraper:
@@ -87,7 +90,9 @@ class Scraper:
     def _build_commands(config: AdapterConfig) -> tuple[tuple[str, ...], ...]:
         # One CONFIG GET per key: Redis before 7.0 takes a single pattern per call, and
         # named keys cost Redis ~5 µs where `CONFIG GET *` costs ~130 µs.
-        config_gets = tuple((config.config_command, "GET", key) for key in (*CONFIG_KEYS, "databases"))
+        config_gets = tuple(
+            (config.config_command, "GET", key) for key in (*CONFIG_KEYS, "databases")
+        )
         return (*config_gets, ("INFO", "ALL"), *slowlog.COMMANDS, *latency.COMMANDS)
 
     async def close(self) -> None:
@@ -100,13 +105,16 @@ class Scraper:
             started = time.perf_counter()
             connect_seconds = 0.0
             error: ScrapeError | None = None
-            timeout = self.config.connection_timeout if budget is None else min(
-                budget, self.config.connection_timeout)
+            timeout = (
+                self.config.connection_timeout
+                if budget is None
+                else min(budget, self.config.connection_timeout)
+            )
             try:
                 async with asyncio.timeout(timeout):
                     connect_seconds = await self.link.connect()
                     await self._collect(out)
-            except Exception as exc:  # noqa: BLE001 - every failure is reported as redis_up 0
+            except Exception as exc:
                 error = classify(exc)
                 if error.kind == "internal":
                     log.exception("scrape of %s: %s", self.link.shown, error)
@@ -151,7 +159,8 @@ class Scraper:
         latency.add_latency(out, latest)
         if self.config.check_keys or self.config.check_single_keys or self.config.count_keys:
             await keys.add_key_metrics(
-                out, self.link.round_trip,
+                out,
+                self.link.round_trip,
                 check_keys=self.config.check_keys,
                 single_keys=self.config.check_single_keys,
                 count_keys=self.config.count_keys,
@@ -165,8 +174,9 @@ class Scraper:
             fields = info.parse_info(reply.decode("utf-8", "replace")).get("", {})
             info.add_info_fields(out, {"cluster info": fields}, include_system=False)
 
-    def _add_own(self, out: Exposition, error: ScrapeError | None, took: float,
-                 connect_seconds: float) -> None:
+    def _add_own(
+        self, out: Exposition, error: ScrapeError | None, took: float, connect_seconds: float
+    ) -> None:
         c = self.counters
         c.scrapes += 1
         c.duration_sum += took
@@ -181,31 +191,68 @@ class Scraper:
             c.last_error = ""
 
         out.add("up", "gauge", "Information about the Redis instance", 0.0 if error else 1.0)
-        out.add("exporter_scrapes_total", "counter", "Current total redis scrapes.",
-                float(c.scrapes))
-        out.add("exporter_scrape_duration_seconds", "summary",
-                "Durations of scrapes by the exporter", c.duration_sum, suffix="_sum")
-        out.add("exporter_scrape_duration_seconds", "summary",
-                "Durations of scrapes by the exporter", float(c.scrapes), suffix="_count")
-        out.add("exporter_last_scrape_duration_seconds", "gauge",
-                "Seconds the last scrape of Redis took", took)
-        out.add("exporter_last_scrape_connect_time_seconds", "gauge",
-                "Seconds the last scrape spent connecting (0 when the connection was kept)",
-                connect_seconds)
+        out.add(
+            "exporter_scrapes_total", "counter", "Current total redis scrapes.", float(c.scrapes)
+        )
+        out.add(
+            "exporter_scrape_duration_seconds",
+            "summary",
+            "Durations of scrapes by the exporter",
+            c.duration_sum,
+            suffix="_sum",
+        )
+        out.add(
+            "exporter_scrape_duration_seconds",
+            "summary",
+            "Durations of scrapes by the exporter",
+            float(c.scrapes),
+            suffix="_count",
+        )
+        out.add(
+            "exporter_last_scrape_duration_seconds",
+            "gauge",
+            "Seconds the last scrape of Redis took",
+            took,
+        )
+        out.add(
+            "exporter_last_scrape_connect_time_seconds",
+            "gauge",
+            "Seconds the last scrape spent connecting (0 when the connection was kept)",
+            connect_seconds,
+        )
         # redis_exporter puts the error text in `err`; here it is a short class (connect,
         # auth, timeout, tls, redis) so the label stays bounded. The text is in the log.
-        out.add("exporter_last_scrape_error", "gauge", "The last scrape error status.",
-                1.0 if error else 0.0, labels((("err", error.kind if error else ""),)))
-        out.add("target_scrape_request_errors_total", "counter",
-                "Errors in requests to the exporter", float(self.request_errors[0]))
+        out.add(
+            "exporter_last_scrape_error",
+            "gauge",
+            "The last scrape error status.",
+            1.0 if error else 0.0,
+            labels((("err", error.kind if error else ""),)),
+        )
+        out.add(
+            "target_scrape_request_errors_total",
+            "counter",
+            "Errors in requests to the exporter",
+            float(self.request_errors[0]),
+        )
         for kind in ERROR_KINDS:
-            out.add("adapter_scrape_errors_total", "counter",
-                    "Failed scrapes of Redis by kind of failure", float(c.errors.get(kind, 0)),
-                    labels((("kind", kind),)))
+            out.add(
+                "adapter_scrape_errors_total",
+                "counter",
+                "Failed scrapes of Redis by kind of failure",
+                float(c.errors.get(kind, 0)),
+                labels((("kind", kind),)),
+            )
         if self.own_metrics:
-            out.add("adapter_build_info", "gauge", "Version of the adapter and its Python", 1.0,
-                    labels((("version", podkit.__version__),
-                            ("python_version", platform.python_version()))))
+            out.add(
+                "adapter_build_info",
+                "gauge",
+                "Version of the adapter and its Python",
+                1.0,
+                labels(
+                    (("version", podkit.__version__), ("python_version", platform.python_version()))
+                ),
+            )
 
 
 def _is_auth(reply: ResponseError) -> bool:
@@ -219,4 +266,3 @@ def _config_value(reply: Any) -> float | None:
         value = info.number(reply[1].decode() if isinstance(reply[1], bytes) else str(reply[1]))
         return value
     return None
-

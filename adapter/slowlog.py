@@ -19,6 +19,9 @@ def add_slowlog(out: Exposition, length: Any, last: Any) -> None:
         if last and isinstance(last[0], list) and len(last[0]) >= 3:
             last_id, duration_us = int(last[0][0]), int(last[0][2])
         out.add("slowlog_last_id", "gauge", "Last id of slowlog", float(last_id))
-        out.add("last_slow_execution_duration_seconds", "gauge",
-                "The amount of time needed for last slow execution, in seconds",
-                duration_us / 1e6)
+        out.add(
+            "last_slow_execution_duration_seconds",
+            "gauge",
+            "The amount of time needed for last slow execution, in seconds",
+            duration_us / 1e6,
+        )

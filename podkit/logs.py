@@ -41,7 +41,7 @@ def parse_format(text: str) -> LogFormat:
         value = "text"
     if value not in LOG_FORMATS:
         raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}, got {text!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def parse_level(text: str) -> str:

@@ -15,9 +15,12 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+T = TypeVar("T", bound="DataclassInstance")
 
 _TRUE = frozenset({"1", "true", "yes", "on", "t", "y"})
 _FALSE = frozenset({"0", "false", "no", "off", "f", "n", ""})
@@ -82,7 +85,9 @@ def parse_duration(text: str) -> float:
             seconds += float(part.group(1)) * _UNIT_SECONDS[part.group(2)]
             pos = part.end()
         if pos == 0 or pos != len(value):
-            raise OptionError(f"expected a duration such as 15s, 500ms or 2m, got {text!r}") from None
+            raise OptionError(
+                f"expected a duration such as 15s, 500ms or 2m, got {text!r}"
+            ) from None
     if not seconds >= 0:
         raise OptionError(f"a duration cannot be negative, got {text!r}")
     return seconds
@@ -117,7 +122,9 @@ def build_parser(cls: type[Any], prog: str, description: str) -> argparse.Argume
         spec: OptionSpec | None = f.metadata.get("option")
         if spec is None:
             continue
-        shown_default = "" if spec.secret or f.default in (None, "", ()) else f" (default: {f.default})"
+        shown_default = (
+            "" if spec.secret or f.default in (None, "", ()) else f" (default: {f.default})"
+        )
         kwargs: dict[str, Any] = {
             "dest": f.name,
             "default": None,
@@ -161,8 +168,11 @@ def load(
         except (OptionError, ValueError) as exc:
             # A parser's message may quote the value: for secrets, say nothing of it.
             shown, why = ("<redacted>", "not a valid value") if spec.secret else (repr(raw), exc)
-            parser.exit(2, f"{prog}: invalid value {shown} for {flag_name(f)} / {spec.env} "
-                           f"(from {source}): {why}\n")
+            parser.exit(
+                2,
+                f"{prog}: invalid value {shown} for {flag_name(f)} / {spec.env} "
+                f"(from {source}): {why}\n",
+            )
     try:
         config = cls(**values)
     except (OptionError, ValueError) as exc:

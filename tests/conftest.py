@@ -31,7 +31,7 @@ def docker_client() -> Iterator[object]:
 
         client = docker.from_env()
         client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means: no usable daemon
+    except Exception as exc:
         require("Docker engine", False, f"{type(exc).__name__}: {exc}")
         raise
     yield client

@@ -22,13 +22,20 @@ def build(*names: str) -> dict[str, str]:
     try:
         proc = subprocess.run(
             ["bash", str(ROOT / "scripts" / "build-images.sh"), *names],
-            cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT,
+            check=False,
         )
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"scripts/build-images.sh took over {BUILD_TIMEOUT:.0f}s: {exc}", pytrace=False)
     if proc.returncode != 0:
-        pytest.fail(f"scripts/build-images.sh {' '.join(names)} failed "
-                    f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}", pytrace=False)
+        pytest.fail(
+            f"scripts/build-images.sh {' '.join(names)} failed "
+            f"(exit {proc.returncode}):\n{proc.stderr[-4000:]}",
+            pytrace=False,
+        )
     return read_env()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$')
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
@@ -57,7 +57,9 @@ def parse(text: str) -> dict[str, Family]:
 def value(families: dict[str, Family], name: str, **labels: str) -> float:
     """The one sample of `name` whose labels include `labels`."""
     matches = [
-        v for fam in families.values() for n, lbl, v in fam.samples
+        v
+        for fam in families.values()
+        for n, lbl, v in fam.samples
         if n == name and all(lbl.get(k) == want for k, want in labels.items())
     ]
     if len(matches) != 1:

@@ -36,13 +36,15 @@ def wait_for(check, timeout: float = 15.0, what: str = "condition"):  # type: ig
             result = check()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline
+        except Exception as exc:
             last = exc
         time.sleep(0.05)
     raise TimeoutError(f"timed out waiting for {what}: {last!r}")
 
 
-def http_get(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> tuple[int, str]:
+def http_get(
+    url: str, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> tuple[int, str]:
     request = urllib.request.Request(url, headers=headers or {})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -65,10 +67,26 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with open(self.workdir / "redis.log", "ab") as log:
             self.proc = subprocess.Popen(
-                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--dir", str(self.workdir), "--enable-debug-command",
-                 "local", "--latency-tracking", "yes", *self.args],
-                stdout=log, stderr=subprocess.STDOUT,
+                [
+                    "redis-server",
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(self.workdir),
+                    "--enable-debug-command",
+                    "local",
+                    "--latency-tracking",
+                    "yes",
+                    *self.args,
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         wait_for(self._answers, what=f"redis-server on port {self.port}")
         return self
@@ -122,6 +140,7 @@ class Service:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"exited {self.proc.returncode}: {self.log()[-2000:]}")
             return http_get(self.base + path, timeout=2)[0] == 200
+
         return check
 
     @property
@@ -147,11 +166,15 @@ class Service:
         return self.proc.returncode
 
 
-def adapter(tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "adapter") -> Service:
+def adapter(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, name: str = "adapter"
+) -> Service:
     port = free_port()
     return Service(
         [sys.executable, "-m", "adapter", "--web-listen-address", f"127.0.0.1:{port}", *args],
-        port, tmp_path / f"{name}.log", env=env,
+        port,
+        tmp_path / f"{name}.log",
+        env=env,
     )
 
 
@@ -159,5 +182,6 @@ def redis_exporter(tmp_path: Path, *args: str) -> Service:
     port = free_port()
     return Service(
         ["prometheus-redis-exporter", "-web.listen-address", f"127.0.0.1:{port}", *args],
-        port, tmp_path / "redis_exporter.log",
+        port,
+        tmp_path / "redis_exporter.log",
     )

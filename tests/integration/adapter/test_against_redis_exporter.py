@@ -10,9 +10,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.tools import require_binary
 from support import metrics
 from support.processes import RedisServer, Service, adapter, redis_exporter
+from support.tools import require_binary
 
 from adapter.info import FIELDS
 
@@ -23,55 +23,93 @@ NOT_EXPORTED = {
 }
 GO_RUNTIME = re.compile(r"^(go_|promhttp_)")  # a Go process's own; the adapter has python_*
 # The adapter's additions, all under names redis_exporter does not use.
-ADDED = {"redis_adapter_build_info", "redis_adapter_scrape_errors_total",
-         "python_info", "python_gc_objects_collected_total",
-         "python_gc_objects_uncollectable_total", "python_gc_collections_total"}
+ADDED = {
+    "redis_adapter_build_info",
+    "redis_adapter_scrape_errors_total",
+    "python_info",
+    "python_gc_objects_collected_total",
+    "python_gc_objects_uncollectable_total",
+    "python_gc_collections_total",
+}
 
 DASHBOARD_763 = [
-    "redis_up", "redis_uptime_in_seconds", "redis_connected_clients", "redis_memory_used_bytes",
-    "redis_memory_max_bytes", "redis_commands_processed_total", "redis_keyspace_hits_total",
-    "redis_keyspace_misses_total", "redis_net_input_bytes_total", "redis_net_output_bytes_total",
-    "redis_db_keys", "redis_db_keys_expiring", "redis_expired_keys_total",
-    "redis_evicted_keys_total", "redis_commands_total",
+    "redis_up",
+    "redis_uptime_in_seconds",
+    "redis_connected_clients",
+    "redis_memory_used_bytes",
+    "redis_memory_max_bytes",
+    "redis_commands_processed_total",
+    "redis_keyspace_hits_total",
+    "redis_keyspace_misses_total",
+    "redis_net_input_bytes_total",
+    "redis_net_output_bytes_total",
+    "redis_db_keys",
+    "redis_db_keys_expiring",
+    "redis_expired_keys_total",
+    "redis_evicted_keys_total",
+    "redis_commands_total",
 ]
 MIXIN = ["redis_total_system_memory_bytes", "redis_memory_used_rss_bytes"]
 
 # Mapped fields a standalone Redis 7.0 master without AOF does not report, each for a reason.
 NOT_IN_REDIS_7_INFO = {
     # only while appendonly is on
-    "aof_base_size", "aof_buffer_length", "aof_current_size", "aof_delayed_fsync",
-    "aof_pending_bio_fsync", "aof_pending_rewrite", "aof_rewrite_buffer_length",
+    "aof_base_size",
+    "aof_buffer_length",
+    "aof_current_size",
+    "aof_delayed_fsync",
+    "aof_pending_bio_fsync",
+    "aof_pending_rewrite",
+    "aof_rewrite_buffer_length",
     # Redis < 5 names, renamed to client_recent_max_*
-    "client_biggest_input_buf", "client_longest_output_list",
+    "client_biggest_input_buf",
+    "client_longest_output_list",
     # CLUSTER INFO, on cluster nodes
-    "cluster_stats_messages_received", "cluster_stats_messages_sent",
+    "cluster_stats_messages_received",
+    "cluster_stats_messages_sent",
     # KeyDB
-    "current_client_thread", "long_lock_waits", "server_threads",
+    "current_client_thread",
+    "long_lock_waits",
+    "server_threads",
     # Redis Enterprise
-    "maxfragmentationmemory_desired_reservation", "maxfragmentationmemory_reservation",
-    "maxmemory_desired_reservation", "maxmemory_reservation",
+    "maxfragmentationmemory_desired_reservation",
+    "maxfragmentationmemory_reservation",
+    "maxmemory_desired_reservation",
+    "maxmemory_reservation",
     # replicas only
     "slave_priority",
 }
 
-KEY_ARGS = ("-check-keys", "db0=counter,db0=greeting,db0=queue,db0=visitors,db1=one:1*",
-            "-check-single-keys", "db0=members,db0=user:1,db0=ranking,db0=events,db0=missing",
-            "-count-keys", "db0=key:*,db3=three:*")
+KEY_ARGS = (
+    "-check-keys",
+    "db0=counter,db0=greeting,db0=queue,db0=visitors,db1=one:1*",
+    "-check-single-keys",
+    "db0=members,db0=user:1,db0=ranking,db0=events,db0=missing",
+    "-count-keys",
+    "db0=key:*,db3=three:*",
+)
 
 
 @pytest.fixture
-def pair(tmp_path: Path, loaded_redis: RedisServer, started: list[Service]) -> tuple[Service, Service]:
+def pair(
+    tmp_path: Path, loaded_redis: RedisServer, started: list[Service]
+) -> tuple[Service, Service]:
     require_binary("prometheus-redis-exporter")
-    ours = adapter(tmp_path, "--redis-addr", loaded_redis.url, "--include-system-metrics", *KEY_ARGS)
-    theirs = redis_exporter(tmp_path, "-redis.addr", loaded_redis.url, "-include-system-metrics",
-                            *KEY_ARGS)
+    ours = adapter(
+        tmp_path, "--redis-addr", loaded_redis.url, "--include-system-metrics", *KEY_ARGS
+    )
+    theirs = redis_exporter(
+        tmp_path, "-redis.addr", loaded_redis.url, "-include-system-metrics", *KEY_ARGS
+    )
     started.extend([ours.start(), theirs.start()])
     # A first scrape each, so both have seen the same commands in commandstats.
     ours.get(), theirs.get()
     return ours, theirs
 
 
-def scrape_both(pair: tuple[Service, Service]) -> tuple[dict[str, metrics.Family], dict[str, metrics.Family]]:
+def scrape_both(
+    pair: tuple[Service, Service],
+) -> tuple[dict[str, metrics.Family], dict[str, metrics.Family]]:
     ours, theirs = pair
     status_a, text_a = ours.get()
     status_b, text_b = theirs.get()
@@ -100,9 +138,17 @@ def test_dashboard_and_alert_metrics_present(pair: tuple[Service, Service]) -> N
 
 def test_keyspace_and_key_values_match_exactly(pair: tuple[Service, Service]) -> None:
     ours, theirs = scrape_both(pair)
-    for name in ("redis_db_keys", "redis_db_keys_expiring", "redis_key_size", "redis_key_value",
-                 "redis_keys_count", "redis_config_maxmemory", "redis_config_maxclients",
-                 "redis_slowlog_length", "redis_slowlog_last_id"):
+    for name in (
+        "redis_db_keys",
+        "redis_db_keys_expiring",
+        "redis_key_size",
+        "redis_key_value",
+        "redis_keys_count",
+        "redis_config_maxmemory",
+        "redis_config_maxclients",
+        "redis_slowlog_length",
+        "redis_slowlog_last_id",
+    ):
         want = sorted((n, sorted(lbl.items()), v) for n, lbl, v in theirs[name].samples)
         got = sorted((n, sorted(lbl.items()), v) for n, lbl, v in ours[name].samples)
         assert got == want, name
@@ -112,8 +158,8 @@ def test_keyspace_and_key_values_match_exactly(pair: tuple[Service, Service]) ->
 
 def test_instance_labels_and_commandstats_agree(pair: tuple[Service, Service]) -> None:
     ours, theirs = scrape_both(pair)
-    (_, ours_info, _), = ours["redis_instance_info"].samples
-    (_, theirs_info, _), = theirs["redis_instance_info"].samples
+    ((_, ours_info, _),) = ours["redis_instance_info"].samples
+    ((_, theirs_info, _),) = theirs["redis_instance_info"].samples
     assert ours_info == theirs_info
     our_cmds = {lbl["cmd"] for _, lbl, _ in ours["redis_commands_total"].samples}
     their_cmds = {lbl["cmd"] for _, lbl, _ in theirs["redis_commands_total"].samples}
@@ -141,8 +187,9 @@ def test_promtool_finds_nothing_redis_exporter_does_not(pair: tuple[Service, Ser
     findings = []
     for service in pair:
         _, text = service.get()
-        result = subprocess.run([promtool, "check", "metrics"], input=text, text=True,
-                                capture_output=True, check=False)
+        result = subprocess.run(
+            [promtool, "check", "metrics"], input=text, text=True, capture_output=True, check=False
+        )
         lines = set((result.stdout + result.stderr).splitlines())
         assert not any("error while linting" in line or "parse" in line.lower() for line in lines)
         findings.append(lines)

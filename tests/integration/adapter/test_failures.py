@@ -17,8 +17,9 @@ def scrape(service: Service, **kwargs: object) -> dict[str, metrics.Family]:
     return metrics.parse(text)
 
 
-def test_redis_stopped_mid_test_and_back(tmp_path: Path, redis_server: RedisServer,
-                                         started: list[Service]) -> None:
+def test_redis_stopped_mid_test_and_back(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
     service = adapter(tmp_path, "--redis-addr", redis_server.url, "--connection-timeout", "2s")
     started.append(service.start())
     assert metrics.value(scrape(service), "redis_up") == 1
@@ -46,13 +47,15 @@ def test_unreachable_redis_from_the_start(tmp_path: Path, started: list[Service]
     assert service.log().count("cannot reach Redis") == 1  # said once, not every scrape
 
 
-def test_slow_redis_answers_within_the_budget(tmp_path: Path, redis_server: RedisServer,
-                                              started: list[Service]) -> None:
+def test_slow_redis_answers_within_the_budget(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
     service = adapter(tmp_path, "--redis-addr", redis_server.url, "--connection-timeout", "5s")
     started.append(service.start())
     scrape(service)  # a kept connection, so the next scrape waits on the reply, not connect
     blocker = threading.Thread(
-        target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "3"))
+        target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "3")
+    )
     blocker.start()
     time.sleep(0.2)
     # Prometheus tells how long it waits; the adapter answers redis_up 0 before that.
@@ -63,16 +66,33 @@ def test_slow_redis_answers_within_the_budget(tmp_path: Path, redis_server: Redi
     wait_for(lambda: metrics.value(scrape(service), "redis_up") == 1, what="recovery")
 
 
-def test_acl_user_and_password(tmp_path: Path, redis_server: RedisServer,
-                               started: list[Service]) -> None:
+def test_acl_user_and_password(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
     secret = "s3cr3t-pass-word"
     redis_server.client().execute_command(
-        "ACL", "SETUSER", "exporter", "on", f">{secret}", "~*", "&*", "+@all")
+        "ACL", "SETUSER", "exporter", "on", f">{secret}", "~*", "&*", "+@all"
+    )
     redis_server.client().execute_command("ACL", "SETUSER", "default", "off")
-    good = adapter(tmp_path, "--redis-addr", redis_server.url, "--redis-user", "exporter",
-                   env={"REDIS_PASSWORD": secret}, name="good")
-    bad = adapter(tmp_path, "--redis-addr", redis_server.url, "--redis-user", "exporter",
-                  "--redis-password", "wrong-" + secret, name="bad")
+    good = adapter(
+        tmp_path,
+        "--redis-addr",
+        redis_server.url,
+        "--redis-user",
+        "exporter",
+        env={"REDIS_PASSWORD": secret},
+        name="good",
+    )
+    bad = adapter(
+        tmp_path,
+        "--redis-addr",
+        redis_server.url,
+        "--redis-user",
+        "exporter",
+        "--redis-password",
+        "wrong-" + secret,
+        name="bad",
+    )
     started.extend([good.start(), bad.start()])
     assert metrics.value(scrape(good), "redis_up") == 1
     families = scrape(bad)
@@ -82,18 +102,30 @@ def test_acl_user_and_password(tmp_path: Path, redis_server: RedisServer,
     assert secret not in bad.log() + good.log()
 
 
-def test_password_file_plain_and_json_map(tmp_path: Path, redis_server: RedisServer,
-                                          started: list[Service]) -> None:
+def test_password_file_plain_and_json_map(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
     redis_server.client().config_set("requirepass", "from-a-file")
     redis_server.password = "from-a-file"
     plain = tmp_path / "password"
     plain.write_text("from-a-file\n")
     json_map = tmp_path / "passwords.json"
     json_map.write_text(f'{{"{redis_server.url}": "from-a-file"}}')
-    a = adapter(tmp_path, "--redis-addr", redis_server.url, "--redis-password-file", str(plain),
-                name="plain")
-    b = adapter(tmp_path, "--redis-addr", redis_server.url, name="json",
-                env={"REDIS_PASSWORD_FILE": str(json_map)})
+    a = adapter(
+        tmp_path,
+        "--redis-addr",
+        redis_server.url,
+        "--redis-password-file",
+        str(plain),
+        name="plain",
+    )
+    b = adapter(
+        tmp_path,
+        "--redis-addr",
+        redis_server.url,
+        name="json",
+        env={"REDIS_PASSWORD_FILE": str(json_map)},
+    )
     c = adapter(tmp_path, "--redis-addr", redis_server.url, name="none")
     started.extend([a.start(), b.start(), c.start()])
     assert metrics.value(scrape(a), "redis_up") == 1

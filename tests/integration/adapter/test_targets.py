@@ -32,28 +32,60 @@ def tls_redis(tmp_path: Path) -> tuple[RedisServer, Path]:
     client_cert.private_key_pem.write_to_path(str(certs / "client.key"))
     client_cert.cert_chain_pems[0].write_to_path(str(certs / "client.pem"))
     tls_port = free_port()
-    server = RedisServer(tmp_path / "redis", args=(
-        "--tls-port", str(tls_port), "--tls-cert-file", str(certs / "server.pem"),
-        "--tls-key-file", str(certs / "server.key"), "--tls-ca-cert-file", str(certs / "ca.pem"),
-        "--tls-auth-clients", "yes",
-    )).start()
+    server = RedisServer(
+        tmp_path / "redis",
+        args=(
+            "--tls-port",
+            str(tls_port),
+            "--tls-cert-file",
+            str(certs / "server.pem"),
+            "--tls-key-file",
+            str(certs / "server.key"),
+            "--tls-ca-cert-file",
+            str(certs / "ca.pem"),
+            "--tls-auth-clients",
+            "yes",
+        ),
+    ).start()
     server.tls_port = tls_port  # type: ignore[attr-defined]
     yield server, certs
     server.stop()
 
 
-def test_tls_with_client_certificate(tmp_path: Path, tls_redis: tuple[RedisServer, Path],
-                                     started: list[Service]) -> None:
+def test_tls_with_client_certificate(
+    tmp_path: Path, tls_redis: tuple[RedisServer, Path], started: list[Service]
+) -> None:
     server, certs = tls_redis
     url = f"rediss://localhost:{server.tls_port}"  # type: ignore[attr-defined]
-    with_cert = adapter(tmp_path, "--redis-addr", url, "--tls-ca-cert-file", str(certs / "ca.pem"),
-                        "--tls-client-cert-file", str(certs / "client.pem"),
-                        "--tls-client-key-file", str(certs / "client.key"), name="cert")
-    without_cert = adapter(tmp_path, "--redis-addr", url, name="nocert",
-                           env={"REDIS_EXPORTER_TLS_CA_CERT_FILE": str(certs / "ca.pem")})
-    untrusted = adapter(tmp_path, "--redis-addr", url, name="untrusted",
-                        env={"REDIS_EXPORTER_TLS_CLIENT_CERT_FILE": str(certs / "client.pem"),
-                             "REDIS_EXPORTER_TLS_CLIENT_KEY_FILE": str(certs / "client.key")})
+    with_cert = adapter(
+        tmp_path,
+        "--redis-addr",
+        url,
+        "--tls-ca-cert-file",
+        str(certs / "ca.pem"),
+        "--tls-client-cert-file",
+        str(certs / "client.pem"),
+        "--tls-client-key-file",
+        str(certs / "client.key"),
+        name="cert",
+    )
+    without_cert = adapter(
+        tmp_path,
+        "--redis-addr",
+        url,
+        name="nocert",
+        env={"REDIS_EXPORTER_TLS_CA_CERT_FILE": str(certs / "ca.pem")},
+    )
+    untrusted = adapter(
+        tmp_path,
+        "--redis-addr",
+        url,
+        name="untrusted",
+        env={
+            "REDIS_EXPORTER_TLS_CLIENT_CERT_FILE": str(certs / "client.pem"),
+            "REDIS_EXPORTER_TLS_CLIENT_KEY_FILE": str(certs / "client.key"),
+        },
+    )
     started.extend([with_cert.start(), without_cert.start(), untrusted.start()])
     assert up(with_cert) == 1
     assert up(without_cert) == 0  # Redis demands a client certificate
@@ -73,14 +105,20 @@ def test_unix_socket(tmp_path: Path, started: list[Service]) -> None:
         server.stop()
 
 
-def test_scrape_endpoint_allowlist(tmp_path: Path, redis_server: RedisServer,
-                                   started: list[Service]) -> None:
+def test_scrape_endpoint_allowlist(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
     other = RedisServer(tmp_path / "other").start()
     try:
         other.client().set("only-here", "1")
         locked = adapter(tmp_path, "--redis-addr", redis_server.url, name="locked")
-        open_ = adapter(tmp_path, "--redis-addr", redis_server.url, name="open",
-                        env={"REDIS_EXPORTER_SCRAPE_ALLOW": "redis://127.0.0.1:*"})
+        open_ = adapter(
+            tmp_path,
+            "--redis-addr",
+            redis_server.url,
+            name="open",
+            env={"REDIS_EXPORTER_SCRAPE_ALLOW": "redis://127.0.0.1:*"},
+        )
         started.extend([locked.start(), open_.start()])
 
         assert up(locked, f"/scrape?target={redis_server.url}") == 1
@@ -88,7 +126,9 @@ def test_scrape_endpoint_allowlist(tmp_path: Path, redis_server: RedisServer,
         assert status == 403 and "not allowed" in text and "--scrape-allow" in text
         assert locked.get("/scrape")[0] == 400
         assert locked.get("/scrape?target=http://x:1")[0] == 400
-        errors = metrics.value(metrics.parse(locked.get()[1]), "redis_target_scrape_request_errors_total")
+        errors = metrics.value(
+            metrics.parse(locked.get()[1]), "redis_target_scrape_request_errors_total"
+        )
         assert errors == 3
 
         status, text = open_.get(f"/scrape?target={other.url}")
@@ -102,18 +142,28 @@ def test_scrape_endpoint_allowlist(tmp_path: Path, redis_server: RedisServer,
         other.stop()
 
 
-def test_replica_metrics_match_redis_exporter(tmp_path: Path, redis_server: RedisServer,
-                                              started: list[Service]) -> None:
+def test_replica_metrics_match_redis_exporter(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
     require_binary("prometheus-redis-exporter")
-    replica = RedisServer(tmp_path / "replica",
-                          args=("--replicaof", "127.0.0.1", str(redis_server.port))).start()
+    replica = RedisServer(
+        tmp_path / "replica", args=("--replicaof", "127.0.0.1", str(redis_server.port))
+    ).start()
     try:
         redis_server.client().set("k", "v")
-        wait_for(lambda: replica.client().info("replication")["master_link_status"] == "up",
-                 what="replication link")
-        names = ("redis_master_link_up", "redis_slave_info", "redis_connected_slave_offset_bytes",
-                 "redis_connected_slave_lag_seconds", "redis_master_sync_in_progress",
-                 "redis_master_last_io_seconds_ago", "redis_slave_repl_offset")
+        wait_for(
+            lambda: replica.client().info("replication")["master_link_status"] == "up",
+            what="replication link",
+        )
+        names = (
+            "redis_master_link_up",
+            "redis_slave_info",
+            "redis_connected_slave_offset_bytes",
+            "redis_connected_slave_lag_seconds",
+            "redis_master_sync_in_progress",
+            "redis_master_last_io_seconds_ago",
+            "redis_slave_repl_offset",
+        )
         for target in (replica, redis_server):
             ours = adapter(tmp_path, "--redis-addr", target.url, name=f"a{target.port}")
             theirs = redis_exporter(tmp_path, "-redis.addr", target.url)

@@ -17,8 +17,9 @@ NOWHERE = "redis://127.0.0.1:1"
 
 @pytest.fixture
 async def client() -> AsyncIterator[TestClient]:
-    config = AdapterConfig(redis_addr=NOWHERE, scrape_allow=("redis://10.*:6379",),
-                           connection_timeout=2.0)
+    config = AdapterConfig(
+        redis_addr=NOWHERE, scrape_allow=("redis://10.*:6379",), connection_timeout=2.0
+    )
     app = create_app(config)
     app[HEALTH].ready = True
     async with TestClient(TestServer(app)) as c:
@@ -36,8 +37,9 @@ async def test_metrics_when_redis_is_down(client: TestClient) -> None:
 
 
 async def test_gzip_when_asked(client: TestClient) -> None:
-    response = await client.get("/metrics", headers={"Accept-Encoding": "gzip"},
-                                auto_decompress=False)
+    response = await client.get(
+        "/metrics", headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    )
     assert response.headers["Content-Encoding"] == "gzip"
     assert b"redis_up 0" in gzip.decompress(await response.read())
 
@@ -48,8 +50,12 @@ async def test_gzip_when_asked(client: TestClient) -> None:
         pytest.param("", 400, "'target' parameter must be specified", id="missing"),
         pytest.param("?target=ftp://x:1", 400, "unsupported scheme", id="bad-scheme"),
         pytest.param("?target=redis://evil:6379", 403, "is not allowed", id="not-allowed"),
-        pytest.param("?target=redis://u:pw@evil:6379", 403, "redis://u:<redacted>@evil:6379",
-                     id="password-redacted"),
+        pytest.param(
+            "?target=redis://u:pw@evil:6379",
+            403,
+            "redis://u:<redacted>@evil:6379",
+            id="password-redacted",
+        ),
         pytest.param(f"?target={NOWHERE}", 200, "redis_up 0", id="own-target"),
         pytest.param("?target=redis://10.1.2.3:6379", 200, "redis_up", id="allowlisted"),
     ],

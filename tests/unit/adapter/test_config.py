@@ -22,16 +22,26 @@ def test_defaults_match_redis_exporter() -> None:
 
 
 def test_env_names_and_flag_precedence() -> None:
-    c = config("--namespace", "flag", REDIS_EXPORTER_NAMESPACE="env", REDIS_ADDR="redis://r:1",
-               REDIS_EXPORTER_INCL_SYSTEM_METRICS="true", REDIS_EXPORTER_CONNECTION_TIMEOUT="500ms")
+    c = config(
+        "--namespace",
+        "flag",
+        REDIS_EXPORTER_NAMESPACE="env",
+        REDIS_ADDR="redis://r:1",
+        REDIS_EXPORTER_INCL_SYSTEM_METRICS="true",
+        REDIS_EXPORTER_CONNECTION_TIMEOUT="500ms",
+    )
     assert c.namespace == "flag" and c.redis_addr == "redis://r:1"
     assert c.include_system_metrics is True and c.connection_timeout == 0.5
 
 
 @pytest.mark.parametrize(
     ("text", "want"),
-    [("redis://h:1", "redis://h:1"), ("rediss://h:1", "rediss://h:1"),
-     ("unix:///run/redis.sock", "unix:///run/redis.sock"), ("h:6379", "redis://h:6379")],
+    [
+        ("redis://h:1", "redis://h:1"),
+        ("rediss://h:1", "rediss://h:1"),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+        ("h:6379", "redis://h:6379"),
+    ],
 )
 def test_redis_addr(text: str, want: str) -> None:
     assert parse_redis_addr(text) == want
@@ -58,8 +68,12 @@ def test_password_sources(tmp_path: Path) -> None:
     mapping.write_text('{"redis://a:1": "pa", "redis://b:1": "pb"}')
     c = AdapterConfig(redis_password_file=str(mapping))
     assert c.password_for("redis://b:1") == "pb" and c.password_for("redis://c:1") == ""
-    assert AdapterConfig(redis_password="direct", redis_password_file=str(mapping)).password_for(
-        "redis://a:1") == "direct"
+    assert (
+        AdapterConfig(redis_password="direct", redis_password_file=str(mapping)).password_for(
+            "redis://a:1"
+        )
+        == "direct"
+    )
 
 
 def test_bad_value_exits_2_naming_flag_and_env(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,17 @@ from adapter.exposition import Exposition, escape_label, format_value, labels
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [(0.0, "0"), (42.0, "42"), (-1.0, "-1"), (1.5, "1.5"), (1e20, "1e+20"),
-     (float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf"), (3, "3")],
+    [
+        (0.0, "0"),
+        (42.0, "42"),
+        (-1.0, "-1"),
+        (1.5, "1.5"),
+        (1e20, "1e+20"),
+        (float("nan"), "NaN"),
+        (float("inf"), "+Inf"),
+        (float("-inf"), "-Inf"),
+        (3, "3"),
+    ],
 )
 def test_format_value(value: float, text: str) -> None:
     assert format_value(value) == text

@@ -13,7 +13,9 @@ from adapter.exposition import Exposition
 DATA = Path(__file__).parent / "data"
 
 
-def collect(name: str, db_count: int = 16, include_system: bool = False) -> dict[str, metrics.Family]:
+def collect(
+    name: str, db_count: int = 16, include_system: bool = False
+) -> dict[str, metrics.Family]:
     sections = info.parse_info((DATA / name).read_text())
     out = Exposition("redis")
     info.add_info_fields(out, sections, include_system=include_system)
@@ -26,8 +28,10 @@ def collect(name: str, db_count: int = 16, include_system: bool = False) -> dict
 
 
 def test_parse_info_sections_and_crlf() -> None:
-    sections = info.parse_info("# Server\r\nredis_version:7.0.15\r\nos:Linux 6.1 x86_64\r\n\r\n"
-                               "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n")
+    sections = info.parse_info(
+        "# Server\r\nredis_version:7.0.15\r\nos:Linux 6.1 x86_64\r\n\r\n"
+        "# Keyspace\r\ndb0:keys=1,expires=0,avg_ttl=0\r\n"
+    )
     assert sections["server"] == {"redis_version": "7.0.15", "os": "Linux 6.1 x86_64"}
     assert sections["keyspace"] == {"db0": "keys=1,expires=0,avg_ttl=0"}
 
@@ -44,8 +48,9 @@ def test_parse_info_sections_and_crlf() -> None:
         pytest.param("redis_errors_total", {"err": "WRONGTYPE"}, 2, id="errorstats"),
         pytest.param("redis_rdb_last_bgsave_status", {}, 1, id="status-ok-is-1"),
         pytest.param("redis_start_time_seconds", {}, None, id="start-time"),
-        pytest.param("redis_connected_slave_lag_seconds", {"slave_port": "6391"}, 0,
-                     id="replica-line"),
+        pytest.param(
+            "redis_connected_slave_lag_seconds", {"slave_port": "6391"}, 0, id="replica-line"
+        ),
     ],
 )
 def test_master_fields(name: str, labels: dict[str, str], want: float | None) -> None:
@@ -59,7 +64,11 @@ def test_latency_percentiles_are_a_summary_with_commandstats_count_and_sum() -> 
     families = collect("info_master_7.0.txt")
     fam = families["redis_latency_percentiles_usec"]
     assert fam.type == "summary"
-    quantiles = {lbl["quantile"] for n, lbl, _ in fam.samples if lbl.get("cmd") == "get" and "quantile" in lbl}
+    quantiles = {
+        lbl["quantile"]
+        for n, lbl, _ in fam.samples
+        if lbl.get("cmd") == "get" and "quantile" in lbl
+    }
     assert quantiles == {"50", "99", "99.9"}
     assert metrics.value(families, "redis_latency_percentiles_usec_count", cmd="get") == 3
     assert metrics.value(families, "redis_latency_percentiles_usec_sum", cmd="get") == 3
@@ -79,7 +88,7 @@ def test_system_memory_only_when_asked() -> None:
 
 def test_instance_info_labels() -> None:
     families = collect("info_master_7.0.txt")
-    (_, lbl, value), = families["redis_instance_info"].samples
+    ((_, lbl, value),) = families["redis_instance_info"].samples
     assert value == 1
     assert set(lbl) == set(info.INSTANCE_INFO_LABELS)
     assert lbl["role"] == "master" and lbl["redis_version"] == "7.0.15"
@@ -99,14 +108,18 @@ def test_replica() -> None:
 def test_legacy_redis_5_format() -> None:
     families = collect("info_legacy_5.0.txt")
     assert metrics.value(families, "redis_commands_total", cmd="set") == 61
-    assert metrics.value(families, "redis_commands_duration_seconds_total", cmd="set") == pytest.approx(0.003139)
+    assert metrics.value(
+        families, "redis_commands_duration_seconds_total", cmd="set"
+    ) == pytest.approx(0.003139)
     assert "redis_commands_rejected_calls_total" not in families  # pre-6.2: no such counts
     assert metrics.value(families, "redis_client_biggest_input_buf") == 12
     assert metrics.value(families, "redis_aof_last_write_status") == 0  # "err"
     assert metrics.value(families, "redis_latest_fork_seconds") == pytest.approx(0.0015)
     assert metrics.value(families, "redis_db_avg_ttl_seconds", db="db0") == 1.5
     # a replica line without lag (Redis < 3): offset only
-    assert metrics.value(families, "redis_connected_slave_offset_bytes", slave_ip="10.0.0.2") == 1234
+    assert (
+        metrics.value(families, "redis_connected_slave_offset_bytes", slave_ip="10.0.0.2") == 1234
+    )
     assert "redis_connected_slave_lag_seconds" not in families
     assert metrics.value(families, "redis_start_time_seconds") == 2_000_000_000 - 100
 
@@ -125,8 +138,10 @@ def test_legacy_redis_5_format() -> None:
     ],
 )
 def test_malformed_lines_are_skipped_not_fatal(line: str) -> None:
-    text = f"# Memory\r\n{line}\r\n# Keyspace\r\n{line}\r\n# Commandstats\r\n{line}\r\n" \
-           f"# Latencystats\r\n{line}\r\n# Errorstats\r\n{line}\r\n# Replication\r\n{line}\r\n"
+    text = (
+        f"# Memory\r\n{line}\r\n# Keyspace\r\n{line}\r\n# Commandstats\r\n{line}\r\n"
+        f"# Latencystats\r\n{line}\r\n# Errorstats\r\n{line}\r\n# Replication\r\n{line}\r\n"
+    )
     sections = info.parse_info(text)
     out = Exposition("redis")
     info.add_info_fields(out, sections, include_system=False)

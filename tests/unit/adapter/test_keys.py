@@ -13,7 +13,11 @@ from podkit.options import OptionError
 
 
 def test_parse_key_specs() -> None:
-    assert parse_key_specs("db3=user:*, sessions,,db0=a") == ((3, "user:*"), (0, "sessions"), (0, "a"))
+    assert parse_key_specs("db3=user:*, sessions,,db0=a") == (
+        (3, "user:*"),
+        (0, "sessions"),
+        (0, "a"),
+    )
 
 
 @pytest.mark.parametrize("text", ["dbx=a", "db=a", "db1=", "3=a"])
@@ -42,9 +46,10 @@ class FakeRedis:
             return b"OK"
         if name == "SCAN":
             import fnmatch
+
             cursor = int(args[0])
             keys = sorted(k for k in data if fnmatch.fnmatchcase(k, args[2]))
-            page = keys[cursor:cursor + 2]  # two keys a call: the cursor loop is exercised
+            page = keys[cursor : cursor + 2]  # two keys a call: the cursor loop is exercised
             nxt = cursor + 2 if cursor + 2 < len(keys) else 0
             return [str(nxt).encode(), [k.encode() for k in page]]
         value = data.get(args[0])
@@ -61,12 +66,22 @@ class FakeRedis:
 
 
 async def test_sizes_values_counts_and_db_restored() -> None:
-    fake = FakeRedis({0: {"counter": "42", "name": "bob", "q": [1, 2, 3]},
-                      2: {"s:1": {1}, "s:2": {1, 2}, "s:3": set(), "other": "x"}})
+    fake = FakeRedis(
+        {
+            0: {"counter": "42", "name": "bob", "q": [1, 2, 3]},
+            2: {"s:1": {1}, "s:2": {1, 2}, "s:3": set(), "other": "x"},
+        }
+    )
     out = Exposition("redis")
-    await add_key_metrics(out, fake.round_trip, check_keys=((2, "s:*"),),
-                          single_keys=((0, "counter"), (0, "name"), (0, "q"), (0, "gone")),
-                          count_keys=((2, "s:*"), (0, "*")), batch=100, home_db=5)
+    await add_key_metrics(
+        out,
+        fake.round_trip,
+        check_keys=((2, "s:*"),),
+        single_keys=((0, "counter"), (0, "name"), (0, "q"), (0, "gone")),
+        count_keys=((2, "s:*"), (0, "*")),
+        batch=100,
+        home_db=5,
+    )
     families = metrics.parse(out.render().decode())
     assert metrics.value(families, "redis_key_value", db="db0", key="counter") == 42
     assert metrics.value(families, "redis_key_size", db="db0", key="counter") == 2

@@ -33,8 +33,9 @@ async def test_stop_drains_in_flight_requests() -> None:
     add_health_routes(app, health)
     stop = asyncio.Event()
     port = free_port()
-    server = asyncio.create_task(serve_app(app, "127.0.0.1", port, health=health, stop=stop,
-                                           shutdown_timeout=5))
+    server = asyncio.create_task(
+        serve_app(app, "127.0.0.1", port, health=health, stop=stop, shutdown_timeout=5)
+    )
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             try:

@@ -18,18 +18,21 @@ from podkit.options import (
 
 @dataclass(frozen=True)
 class Sample:
-    listen: tuple[str, int] = option(("0.0.0.0", 80), env="S_LISTEN", parse=parse_host_port(),
-                                     help="where")
-    verbose: bool = option(False, env="S_VERBOSE", parse=parse_bool, aliases=("-v.erbose",),
-                           help="more")
+    listen: tuple[str, int] = option(
+        ("0.0.0.0", 80), env="S_LISTEN", parse=parse_host_port(), help="where"
+    )
+    verbose: bool = option(
+        False, env="S_VERBOSE", parse=parse_bool, aliases=("-v.erbose",), help="more"
+    )
     token: str = option("", env="S_TOKEN", secret=True, help="secret")
     wait: float = option(1.0, env="S_WAIT", parse=parse_duration, help="how long")
 
 
 def test_flags_env_defaults() -> None:
     assert load(Sample, [], {}, prog="s") == Sample()
-    c = load(Sample, ["--verbose", "--wait", "2m"], {"S_LISTEN": ":8080", "S_VERBOSE": "false"},
-             prog="s")
+    c = load(
+        Sample, ["--verbose", "--wait", "2m"], {"S_LISTEN": ":8080", "S_VERBOSE": "false"}, prog="s"
+    )
     assert c.listen == ("0.0.0.0", 8080) and c.verbose is True and c.wait == 120
     assert load(Sample, ["-v.erbose=no"], {}, prog="s").verbose is False
 

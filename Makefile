@@ -1,0 +1,65 @@
+# pod-patterns: the sidecar, ambassador and adapter pod patterns.
+# `make up` runs the demo; `make test` runs every test tier. Both work on a fresh Debian 12
+# machine: they install what is missing first (scripts/bootstrap-host.sh, as root).
+
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+COMPOSE ?= docker compose
+
+.PHONY: help host install test test-fast images up down bench lint lock clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+host: ## install and start what the demo and tests need (Docker, Compose v2, peers); idempotent
+	@bash scripts/bootstrap-host.sh
+
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+install: $(VENV)/.installed ## create .venv with an editable install and the test tools
+
+images: host ## build the images (offline from a local Debian base when no registry answers)
+	@bash scripts/build-images.sh
+
+test: host install images lint ## lint, then every tier: unit, integration, container, e2e
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: install ## the unit tier only (seconds, no processes or Docker)
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+up: host images ## run the demo: Redis + adapter + Prometheus
+	$(COMPOSE) up -d --wait
+	@echo
+	@echo "  adapter metrics  http://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics"
+	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=redis_up"
+	@echo "  stop it with     make down"
+
+down: ## stop the demo and remove its containers, networks and volumes
+	$(COMPOSE) down --volumes --remove-orphans
+
+bench: host install ## the adapter against redis_exporter on a loaded Redis (side by side)
+	$(PY) bench/adapter_bench.py
+
+lint: install ## ruff, mypy, hadolint and yamllint
+	$(VENV)/bin/ruff check podkit adapter tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint adapter/Dockerfile images/*/Dockerfile
+	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/
+
+lock: install ## recompile requirements*.lock from pyproject.toml (needs PyPI)
+	$(PY) -m pip install --quiet uv
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements.lock --no-header
+	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --extra test --extra lint -o requirements-dev.lock --no-header
+
+clean: ## remove the venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wheelhouse/*.whl
