@@ -42,8 +42,10 @@ def bench_python() -> str:
     if not (python.exists() and stamp.exists() and stamp.read_text() == lock):
         base = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
         subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-r",
-                        str(ROOT / "requirements.lock")], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements.lock")],
+            check=True,
+        )
         stamp.write_text(lock)
     return str(python)
 
@@ -66,8 +68,17 @@ def load(server: RedisServer) -> None:
         pipe.pfadd("hll", i)
         pipe.exists(f"nokey:{i}")
     pipe.execute()
-    for cmd in ("LRANGE list 0 10", "SMEMBERS set", "HGETALL hash", "ZRANGE zset 0 5",
-                "PFCOUNT hll", "TYPE list", "TTL key:1", "STRLEN key:1", "MGET key:1 key:2"):
+    for cmd in (
+        "LRANGE list 0 10",
+        "SMEMBERS set",
+        "HGETALL hash",
+        "ZRANGE zset 0 5",
+        "PFCOUNT hll",
+        "TYPE list",
+        "TTL key:1",
+        "STRLEN key:1",
+        "MGET key:1 key:2",
+    ):
         c.execute_command(*cmd.split())
     if c.dbsize() < 20000:
         raise SystemExit("DEBUG POPULATE was refused: the Redis needs --enable-debug-command")
@@ -108,12 +119,31 @@ def running(tmp: Path, python: str) -> Iterator[tuple[Service, Service, RedisSer
         load(server)
         env = {"PYTHONPATH": str(ROOT)}
         port_a, port_b = free_port(), free_port()
-        ours = Service([python, "-m", "adapter", "--redis-addr", server.url,
-                        "--web-listen-address", f"127.0.0.1:{port_a}"], port_a,
-                       tmp / "adapter.log", env=env)
-        theirs = Service(["prometheus-redis-exporter", "-redis.addr", server.url,
-                          "-web.listen-address", f"127.0.0.1:{port_b}"], port_b,
-                         tmp / "redis_exporter.log")
+        ours = Service(
+            [
+                python,
+                "-m",
+                "adapter",
+                "--redis-addr",
+                server.url,
+                "--web-listen-address",
+                f"127.0.0.1:{port_a}",
+            ],
+            port_a,
+            tmp / "adapter.log",
+            env=env,
+        )
+        theirs = Service(
+            [
+                "prometheus-redis-exporter",
+                "-redis.addr",
+                server.url,
+                "-web.listen-address",
+                f"127.0.0.1:{port_b}",
+            ],
+            port_b,
+            tmp / "redis_exporter.log",
+        )
         services += [ours.start(), theirs.start()]
         yield ours, theirs, server
     finally:
@@ -160,34 +190,53 @@ def main() -> None:
             ratios_p95.append(p95(xa) / p95(xb))
             all_a += xa
             all_b += xb
-            print(f"round {round_no + 1}: adapter {statistics.median(xa) * 1e3:.2f} ms, "
-                  f"redis_exporter {statistics.median(xb) * 1e3:.2f} ms, "
-                  f"ratio {ratios_median[-1]:.2f}", file=sys.stderr)
+            print(
+                f"round {round_no + 1}: adapter {statistics.median(xa) * 1e3:.2f} ms, "
+                f"redis_exporter {statistics.median(xb) * 1e3:.2f} ms, "
+                f"ratio {ratios_median[-1]:.2f}",
+                file=sys.stderr,
+            )
         while scrapes < 1000:  # RSS is compared after at least 1 000 scrapes
             a.scrape(), b.scrape()
             scrapes += 1
         rss_end = {"adapter": rss_kib(ours.proc.pid), "redis_exporter": rss_kib(theirs.proc.pid)}  # type: ignore[union-attr]
 
     ms = lambda xs: statistics.median(xs) * 1e3  # noqa: E731
-    print(f"\nadapter on {version}; redis_exporter 1.45 (Debian); {args.rounds} rounds x "
-          f"{args.scrapes} alternating scrapes each, gzip as Prometheus asks\n")
+    print(
+        f"\nadapter on {version}; redis_exporter 1.45 (Debian); {args.rounds} rounds x "
+        f"{args.scrapes} alternating scrapes each, gzip as Prometheus asks\n"
+    )
     print("| | adapter | redis_exporter | ratio |")
     print("|---|---:|---:|---:|")
-    print(f"| median scrape (ms) | {ms(all_a):.2f} | {ms(all_b):.2f} | "
-          f"{statistics.median(ratios_median):.2f} x |")
-    print(f"| p95 scrape (ms) | {p95(all_a) * 1e3:.2f} | {p95(all_b) * 1e3:.2f} | "
-          f"{statistics.median(ratios_p95):.2f} x |")
-    print(f"| response, plain (bytes) | {sizes['adapter'][0]} | {sizes['redis_exporter'][0]} | "
-          f"{sizes['adapter'][0] / sizes['redis_exporter'][0]:.2f} x |")
-    print(f"| response, gzip (bytes) | {sizes['adapter'][1]} | {sizes['redis_exporter'][1]} | "
-          f"{sizes['adapter'][1] / sizes['redis_exporter'][1]:.2f} x |")
-    for label, rss in (("RSS after warm-up (MiB)", rss_start),
-                       (f"RSS after {scrapes} scrapes (MiB)", rss_end)):
-        print(f"| {label} | {rss['adapter'] / 1024:.1f} | {rss['redis_exporter'] / 1024:.1f} | "
-              f"{rss['adapter'] / rss['redis_exporter']:.2f} x |")
+    print(
+        f"| median scrape (ms) | {ms(all_a):.2f} | {ms(all_b):.2f} | "
+        f"{statistics.median(ratios_median):.2f} x |"
+    )
+    print(
+        f"| p95 scrape (ms) | {p95(all_a) * 1e3:.2f} | {p95(all_b) * 1e3:.2f} | "
+        f"{statistics.median(ratios_p95):.2f} x |"
+    )
+    print(
+        f"| response, plain (bytes) | {sizes['adapter'][0]} | {sizes['redis_exporter'][0]} | "
+        f"{sizes['adapter'][0] / sizes['redis_exporter'][0]:.2f} x |"
+    )
+    print(
+        f"| response, gzip (bytes) | {sizes['adapter'][1]} | {sizes['redis_exporter'][1]} | "
+        f"{sizes['adapter'][1] / sizes['redis_exporter'][1]:.2f} x |"
+    )
+    for label, rss in (
+        ("RSS after warm-up (MiB)", rss_start),
+        (f"RSS after {scrapes} scrapes (MiB)", rss_end),
+    ):
+        print(
+            f"| {label} | {rss['adapter'] / 1024:.1f} | {rss['redis_exporter'] / 1024:.1f} | "
+            f"{rss['adapter'] / rss['redis_exporter']:.2f} x |"
+        )
     growth = (rss_end["adapter"] - rss_start["adapter"]) / 1024
-    print(f"\nadapter RSS growth over the run: {growth:+.1f} MiB; per-round median ratios: "
-          + ", ".join(f"{r:.2f}" for r in ratios_median))
+    print(
+        f"\nadapter RSS growth over the run: {growth:+.1f} MiB; per-round median ratios: "
+        + ", ".join(f"{r:.2f}" for r in ratios_median)
+    )
 
 
 if __name__ == "__main__":
