@@ -37,9 +37,10 @@ test: host install images lint ## lint, then every tier: unit, integration, cont
 test-fast: install ## the unit tier only (seconds, no processes or Docker)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-up: host images ## run the demo: Redis + adapter + Prometheus
+up: host images ## run the demo: the sidecar and adapter pods, and Prometheus
 	$(COMPOSE) up -d --wait
 	@echo
+	@echo "  sidecar (TLS)    https://localhost:$${SIDECAR_HOST_PORT:-8443}/   (curl -k: self-signed)"
 	@echo "  adapter metrics  http://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics"
 	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=redis_up"
 	@echo "  stop it with     make down"
@@ -51,9 +52,9 @@ bench: host install ## the adapter against redis_exporter on a loaded Redis (sid
 	$(PY) bench/adapter_bench.py
 
 lint: install ## ruff, mypy, hadolint and yamllint
-	$(VENV)/bin/ruff check podkit adapter tests bench
+	$(VENV)/bin/ruff check podkit adapter sidecar echoserver tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/hadolint adapter/Dockerfile images/*/Dockerfile
+	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
 	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/
 
 lock: install ## recompile requirements*.lock from pyproject.toml (needs PyPI)

@@ -1,0 +1,20 @@
+"""The admin endpoints every proxy serves on its own port: /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from podkit.health import Health, add_health_routes
+
+
+def admin_app(health: Health, registry: CollectorRegistry) -> web.Application:
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app = web.Application()
+    add_health_routes(app, health)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,410 @@
+"""The client side: one asyncio Protocol per client connection, parsing requests with
+httptools and answering them in order (pipelined requests queue behind the first)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, cast
+
+import httptools
+
+from podkit.proxy import responses
+from podkit.proxy.exchange import Exchange
+from podkit.proxy.headers import H, classify, connection_tokens, forwarded_pair, is_chunked
+
+if TYPE_CHECKING:
+    from podkit.proxy.server import ProxyServer
+
+log = logging.getLogger(__name__)
+
+
+class ClientConnection(asyncio.Protocol):
+    def __init__(self, server: ProxyServer) -> None:
+        # -- per connection ------------------------------------------------------------------
+        self.server = server
+        self.settings = server.settings
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = ""
+        self.trusted = False
+        self.subject: bytes | None = None  # verified client certificate subject (mTLS)
+        self.queue: deque[Exchange] = deque()  # queue[0] is being answered
+        self.wbuf: list[bytes] = []
+        self.closing = False  # close once the current response is written
+        self.closed = False
+        self.parsing = False  # inside feed_data: nothing goes upstream until it returns
+        self.http11 = True
+        self.tunnel: object = None  # after an upgrade: the upstream transport's write
+        self.connecting: asyncio.Future[None] | None = None
+        self._paused_for: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_kind = ""
+        # -- per request being parsed --------------------------------------------------------
+        self.current: Exchange | None = None
+        self.in_head = False
+        self.head_size = 0
+        self.error: tuple[bytes, int, str] | None = None  # a refusal still to be sent
+        self.refused = False  # a request was refused: read nothing more
+        self._connection: list[bytes] = []
+        self._xff: list[bytes] = []
+        self._xfp: bytes | None = None
+        self._xfh: bytes | None = None
+        self._fwd: list[bytes] = []
+        self._te: list[bytes] = []
+        self._expect = False
+
+    # -- connection events ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=self.settings.write_buffer_high)
+        peer = self.transport.get_extra_info("peername")
+        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        self.trusted = self.settings.trusts(self.peer)
+        self.subject = self.server.client_subject(self.transport)
+        self.server.opened(self)
+        self._set_timer(self.settings.header_timeout, self._header_timeout, "header")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.cancel_timer()
+        if self.connecting is not None:
+            self.connecting.cancel()
+        for exchange in self.queue:
+            if exchange.conn is not None:
+                exchange.conn.abort()  # a half-sent request: the connection is not reusable
+                exchange.conn = None
+                if exchange.upstream is not None:
+                    exchange.upstream.active -= 1
+        self.queue.clear()
+        self.server.closed_connection(self)
+        self.transport = None
+
+    def data_received(self, data: bytes) -> None:
+        self.server.stats.bytes_in += len(data)
+        if self.tunnel is not None:
+            self.tunnel(data)  # type: ignore[operator]
+            return
+        if self.refused:
+            return  # the connection is being closed after a refused request
+        self.parsing = True
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade_requested(data, upgrade.args[0] if upgrade.args else len(data))
+        except httptools.HttpParserError as exc:
+            if self.error is None:
+                self.server.stats.reject("malformed")
+                log.warning("%s: malformed request: %s", self.peer, exc)
+                self._refuse(responses.BAD_REQUEST, 400, "malformed")
+        self.parsing = False
+        if self.error is not None and not self.refused:
+            self._refuse_now()
+        elif self.in_head and not self.refused:
+            self.head_size += len(data)
+            if self.head_size > self.settings.max_header_size:
+                self._refuse(responses.HEADERS_TOO_LARGE, 431, "header_too_large")
+                self._refuse_now()
+        if self.queue:
+            self.queue[0].push()
+        self.flush()
+
+    def _upgrade_requested(self, data: bytes, offset: int) -> None:
+        exchange = self.queue[-1] if self.queue else None
+        if exchange is None or self.error is not None:
+            return
+        exchange.upgrade_tail = data[offset:]
+        self.pause_reading("upgrade")
+
+    # -- httptools callbacks -------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self.current = Exchange(self)
+        self.in_head = True
+        self.head_size = 0
+        if not self.queue:
+            self._set_timer(self.settings.header_timeout, self._header_timeout, "header")
+
+    def on_url(self, url: bytes) -> None:
+        assert self.current is not None
+        self.current.url += url
+        self.head_size += len(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        exchange = self.current
+        assert exchange is not None
+        self.head_size += len(name) + len(value) + 4
+        kind = classify(self.server.request_table, name)
+        if kind is None:
+            exchange.headers.append((name, value))
+        elif kind is H.HOST:
+            exchange.hosts += 1
+            exchange.host = value
+            exchange.headers.append((name, value))
+        elif kind is H.CONTENT_LENGTH:
+            exchange.content_length = int(value)  # llhttp has checked it is digits
+            exchange.headers.append((name, value))
+        elif kind is H.TRANSFER_ENCODING:
+            self._te.append(value)
+        elif kind is H.CONNECTION:
+            self._connection.append(value)
+        elif kind is H.UPGRADE:
+            exchange.headers.append((name, value))  # dropped below unless an upgrade
+        elif kind is H.XFF:
+            self._xff.append(value)
+        elif kind is H.XFP:
+            self._xfp = value
+        elif kind is H.XFH:
+            self._xfh = value
+        elif kind is H.FORWARDED:
+            self._fwd.append(value)
+        elif kind is H.EXPECT:
+            exchange.headers.append((name, value))
+        # H.HOP and H.STRIP: dropped
+
+    def on_headers_complete(self) -> None:
+        exchange = self.current
+        assert exchange is not None
+        self.in_head = False
+        if self.error is not None:  # a request after a refused one: never forwarded
+            self._reset_head()
+            return
+        parser = self.parser
+        exchange.method = parser.get_method()
+        exchange.keep_alive = parser.should_keep_alive()
+        http11 = parser.get_http_version() == "1.1"
+        exchange.http11 = http11
+        settings = self.settings
+        if exchange.method == b"CONNECT":
+            self._refuse(responses.NOT_ALLOWED, 405, "malformed")
+        elif self.head_size > settings.max_header_size:
+            self._refuse(responses.HEADERS_TOO_LARGE, 431, "header_too_large")
+        elif exchange.hosts > 1 or (http11 and exchange.hosts == 0):
+            self._refuse(responses.MISSING_HOST, 400, "malformed")
+        elif settings.max_body_size and exchange.content_length > settings.max_body_size:
+            self._refuse(responses.TOO_LARGE, 413, "body_too_large")
+        if self.error is not None:
+            self._reset_head()
+            return
+        _close, upgrade, others = connection_tokens(self._connection)
+        exchange.upgrade = upgrade and parser.should_upgrade()
+        exchange.chunked = is_chunked(self._te)
+        headers = exchange.headers
+        if others:  # headers the client named in Connection are hop-by-hop too
+            headers = [(n, v) for n, v in headers if n.lower() not in others]
+        if not exchange.upgrade:
+            headers = [
+                (n, v)
+                for n, v in headers
+                if classify(self.server.request_table, n) is not H.UPGRADE
+            ]
+        exchange.forward(self._head(exchange, headers))
+        self._reset_head()
+        self.cancel_timer()
+        self.queue.append(exchange)
+        if len(self.queue) == 1:
+            exchange.start()
+        else:
+            self.pause_reading("pipelined")
+
+    def _head(self, exchange: Exchange, headers: list[tuple[bytes, bytes]]) -> bytes:
+        settings = self.settings
+        parts = [exchange.method, b" ", exchange.url, b" HTTP/1.1\r\n"]
+        parts += [b"%s: %s\r\n" % pair for pair in headers]
+        peer = self.peer.encode()
+        if self.trusted and self._xff:
+            parts.append(b"X-Forwarded-For: " + b", ".join(self._xff) + b", " + peer + b"\r\n")
+        else:
+            parts.append(b"X-Forwarded-For: " + peer + b"\r\n")
+        proto = self._xfp if self.trusted and self._xfp else settings.scheme
+        parts.append(b"X-Forwarded-Proto: " + proto + b"\r\n")
+        host = self._xfh if self.trusted and self._xfh else exchange.host
+        if host:
+            parts.append(b"X-Forwarded-Host: " + host + b"\r\n")
+        if settings.forwarded:
+            node = b"for=" + forwarded_pair(self.peer) + b";proto=" + settings.scheme
+            if exchange.host:
+                node += b';host="' + exchange.host + b'"'
+            prior = b", ".join(self._fwd) + b", " if self.trusted and self._fwd else b""
+            parts.append(b"Forwarded: " + prior + node + b"\r\n")
+        if settings.via:
+            parts.append(b"Via: " + settings.via + b"\r\n")
+        if self.subject is not None:
+            parts.append(settings.client_subject_header + b": " + self.subject + b"\r\n")
+        if exchange.upgrade:
+            parts.append(b"Connection: upgrade\r\n")
+        elif exchange.chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
+
+    def _reset_head(self) -> None:
+        self._connection = []
+        self._xff = []
+        self._xfp = self._xfh = None
+        self._fwd = []
+        self._te = []
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.current
+        if exchange is None or self.error is not None or self.refused or exchange not in self.queue:
+            return
+        exchange.body_size += len(body)
+        limit = self.settings.max_body_size
+        if limit and exchange.body_size > limit:
+            self.server.stats.reject("body_too_large")
+            self.refused = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+            exchange.fail(responses.TOO_LARGE, 413)  # aborts instead if a response started
+            return
+        if exchange.chunked:
+            exchange.forward(b"%x\r\n%s\r\n" % (len(body), body))
+        else:
+            exchange.forward(body)
+        if not exchange.request_complete and exchange is self.queue[0]:
+            self._set_timer(self.settings.body_timeout, self._body_timeout, "body")
+
+    def on_message_complete(self) -> None:
+        exchange = self.current
+        if exchange is None or self.error is not None or self.refused or exchange not in self.queue:
+            return
+        if exchange.chunked:
+            exchange.forward(b"0\r\n\r\n")
+        exchange.request_complete = True
+        self.current = None
+        if self._timer is not None and exchange is self.queue[0]:
+            self.cancel_timer()
+
+    # -- refusing a request --------------------------------------------------------------------
+    def _refuse(self, canned: bytes, status: int, reason: str) -> None:
+        if self.error is None:
+            self.error = (canned, status, reason)
+            if reason != "malformed":
+                self.server.stats.reject(reason)
+
+    def _refuse_now(self) -> None:
+        """Queue the refusal behind any exchange still being answered, then close."""
+        assert self.error is not None
+        canned, status, _ = self.error
+        self.refused = True
+        exchange = self.current if self.current is not None else Exchange(self)
+        if exchange in self.queue:  # refused mid-body: its upstream part is dropped
+            if self.transport is not None:
+                self.transport.pause_reading()
+            exchange.fail(canned, status)
+            return
+        exchange.out.clear()
+        exchange.canned, exchange.canned_status = canned, status
+        self.current = None
+        self.queue.append(exchange)
+        if self.transport is not None:
+            self.transport.pause_reading()
+        if len(self.queue) == 1:
+            exchange.start()
+
+    # -- timers --------------------------------------------------------------------------------
+    def _set_timer(self, seconds: float, callback: Callable[[], None], kind: str) -> None:
+        self.cancel_timer()
+        self._timer = asyncio.get_running_loop().call_later(seconds, callback)
+        self._timer_kind = kind
+
+    def cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_kind = ""
+
+    def _header_timeout(self) -> None:
+        self._timer = None
+        if self.in_head or self.queue:
+            self.server.stats.reject("header_timeout")
+            log.info(
+                "%s: request head not received in %.0fs", self.peer, self.settings.header_timeout
+            )
+            self._refuse(responses.REQUEST_TIMEOUT, 408, "header_timeout")
+            self._refuse_now()
+            self.flush()
+        else:
+            self.close()  # an idle connection that never sent a byte
+
+    def _keepalive_timeout(self) -> None:
+        self._timer = None
+        self.close()
+
+    def _body_timeout(self) -> None:
+        self._timer = None
+        exchange = self.queue[0] if self.queue else None
+        self.server.stats.reject("body_timeout")
+        if exchange is not None and not exchange.response_started:
+            exchange.fail(responses.REQUEST_TIMEOUT, 408)
+        else:
+            self.abort()
+
+    # -- writing to the client -----------------------------------------------------------------
+    def buffer(self, data: bytes) -> None:
+        self.wbuf.append(data)
+
+    def flush(self) -> None:
+        if not self.wbuf or self.transport is None:
+            return
+        data = b"".join(self.wbuf) if len(self.wbuf) > 1 else self.wbuf[0]
+        self.wbuf.clear()
+        self.server.stats.bytes_out += len(data)
+        self.transport.write(data)
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        if self.queue and self.queue[0] is exchange:
+            self.queue.popleft()
+        if exchange.upgrade and exchange.status == 101:
+            return  # the connection is a tunnel now
+        if self.closing or not exchange.keep_alive or self.server.draining:
+            self.flush()
+            self.close()
+            return
+        self.resume_reading("pipelined")
+        self.resume_reading("upgrade")
+        if self.queue:
+            self.queue[0].start()
+        elif self.current is None:
+            self._set_timer(self.settings.keepalive_timeout, self._keepalive_timeout, "idle")
+
+    # -- flow control --------------------------------------------------------------------------
+    def pause_reading(self, reason: str) -> None:
+        if not self._paused_for and self.transport is not None:
+            self.transport.pause_reading()
+            if self._timer_kind == "body":  # waiting on the upstream is not the client's fault
+                self.cancel_timer()
+        self._paused_for.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        if reason in self._paused_for:
+            self._paused_for.discard(reason)
+            if not self._paused_for and self.transport is not None and not self.closing:
+                self.transport.resume_reading()
+                head = self.queue[0] if self.queue else None
+                if head is not None and not head.request_complete and head.body_size:
+                    self._set_timer(self.settings.body_timeout, self._body_timeout, "body")
+
+    def pause_writing(self) -> None:
+        if self.queue and self.queue[0].conn is not None:
+            self.queue[0].conn.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.queue and self.queue[0].conn is not None:
+            self.queue[0].conn.resume_reading()
+
+    # -- closing -------------------------------------------------------------------------------
+    def idle(self) -> bool:
+        return not self.queue and not self.in_head and self.tunnel is None
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.flush()
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()

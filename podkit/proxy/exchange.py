@@ -1,0 +1,352 @@
+"""One request and its response as they pass through the proxy.
+
+The client connection parses the request and hands the exchange its pieces; the exchange
+forwards them to an upstream connection (taken from the pool or opened), and writes the
+response back through the client connection. Retries, canned errors and the switch to a
+byte tunnel after `101 Switching Protocols` are decided here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from podkit.proxy import responses
+from podkit.proxy.headers import H, classify
+from podkit.proxy.upstream import Upstream, UpstreamConnection, UpstreamError
+
+if TYPE_CHECKING:
+    from podkit.proxy.downstream import ClientConnection
+
+log = logging.getLogger(__name__)
+
+IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
+REPLAY_LIMIT = 64 * 1024  # requests up to this size are kept for a retry on a fresh connection
+NO_BODY_STATUS = frozenset({204, 304})
+
+
+class Exchange:
+    """A request/response pair on one client connection."""
+
+    def __init__(self, client: ClientConnection) -> None:
+        self.client = client
+        # -- the request, as parsed ----------------------------------------------------------
+        self.method = b""
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []  # passed on as they came
+        self.host: bytes | None = None
+        self.hosts = 0
+        self.chunked = False
+        self.content_length = -1
+        self.upgrade = False
+        self.keep_alive = True
+        self.http11 = True
+        self.body_size = 0
+        self.request_complete = False
+        self.upgrade_tail = b""
+        # -- towards the upstream ------------------------------------------------------------
+        self.out: list[bytes] = []  # not yet written upstream
+        self.out_size = 0
+        self.replay: list[bytes] | None = []  # everything sent so far, for a retry
+        self.replay_size = 0
+        self.upstream: Upstream | None = None
+        self.conn: UpstreamConnection | None = None
+        self.attempt = 0
+        self.fresh = False  # retry on a new connection to the same upstream
+        self.canned: bytes | None = None  # answered by the proxy itself
+        self.canned_status = 0
+        # -- the response ---------------------------------------------------------------------
+        self.status = 0
+        self.started = 0.0
+        self.response_started = False
+        self.chunked_out = False
+        self.close_delimited = False
+        self.interim = False
+        self.finished = False
+
+    # -- request side --------------------------------------------------------------------------
+    def forward(self, data: bytes) -> None:
+        """Queue bytes for the upstream; `push` writes them once the parse call is over."""
+        self.out.append(data)
+        self.out_size += len(data)
+        if self.replay is not None:
+            self.replay_size += len(data)
+            if self.replay_size > REPLAY_LIMIT:
+                self.replay = None
+            else:
+                self.replay.append(data)
+
+    def push(self) -> None:
+        if self.client.parsing:
+            return  # the parse call may still find this request malformed
+        if self.conn is not None and self.out:
+            data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
+            self.out.clear()
+            self.out_size = 0
+            self.conn.write(data)
+            if self.request_complete:
+                self.conn.start_read_timer()
+        elif self.out_size > self.client.settings.write_buffer_high:
+            self.client.pause_reading("connecting")
+
+    def start(self) -> None:
+        """This exchange is now the one the client connection answers."""
+        self.started = time.monotonic()
+        if self.canned is not None:
+            self.client.buffer(self.canned)
+            self.status = self.canned_status
+            self.client.closing = True
+            self._finish()
+            return
+        self._next_upstream()
+
+    def _next_upstream(self) -> None:
+        if self.fresh:
+            upstream: Upstream | None = self.upstream
+        else:
+            upstream = self.client.server.pick(self, self.attempt)
+        if upstream is None:
+            self.fail(
+                responses.BAD_GATEWAY if self.attempt else responses.UNAVAILABLE,
+                502 if self.attempt else 503,
+            )
+            return
+        self.upstream = upstream
+        conn = None if self.fresh else upstream.take_idle()
+        self.fresh = False
+        if conn is not None:
+            self._attach(conn)
+        else:
+            self.client.connecting = asyncio.ensure_future(self._connect(upstream))
+
+    async def _connect(self, upstream: Upstream) -> None:
+        try:
+            conn = await upstream.connect()
+        except UpstreamError as error:
+            self._failed_attempt(upstream, error)
+            return
+        finally:
+            self.client.connecting = None
+        if self.finished or self.client.closed:
+            upstream.release(conn)
+            return
+        self._attach(conn)
+
+    def _attach(self, conn: UpstreamConnection) -> None:
+        assert self.upstream is not None
+        self.conn = conn
+        self.upstream.active += 1
+        conn.bind(self, head_only=self.method == b"HEAD")
+        self.client.resume_reading("connecting")
+        self.push()
+
+    # -- upstream trouble ----------------------------------------------------------------------
+    def upstream_failed(self, conn: UpstreamConnection, error: UpstreamError) -> None:
+        if conn is not self.conn or self.finished:
+            return
+        self.conn = None
+        assert self.upstream is not None
+        self.upstream.active -= 1
+        if self.response_started:
+            # Mid-response: the client has part of it; all that is left is to cut it off.
+            self.client.server.stats.upstream_error(error.kind)
+            log.warning(
+                "%s: %s after the response started; closing the client connection",
+                self.upstream.url,
+                error,
+            )
+            self.client.abort()
+            self._finish(record=False)
+            return
+        if (
+            conn.reused
+            and error.kind == "reset"
+            and self._replayable()
+            and self.client.server.retry_allowed(self)
+        ):
+            # A kept connection the upstream had closed: not the upstream's failure, and the
+            # request is known not to have been processed. Again, on a new connection.
+            self.fresh = True
+            self._replay()
+            self._next_upstream()
+            return
+        self._failed_attempt(self.upstream, error)
+
+    def _failed_attempt(self, upstream: Upstream, error: UpstreamError) -> None:
+        self.client.server.stats.upstream_error(error.kind)
+        if upstream.on_failure is not None:
+            upstream.on_failure(upstream, error.kind)
+        log.warning("upstream %s: %s", upstream.url, error)
+        if self._replayable() and self.client.server.retry_allowed(self):
+            self.attempt += 1
+            self._replay()
+            self._next_upstream()
+            return
+        if error.kind == "timeout":
+            self.fail(responses.GATEWAY_TIMEOUT, 504)
+        elif error.kind == "invalid_response":
+            self.fail(responses.BAD_GATEWAY_RESPONSE, 502)
+        else:
+            self.fail(responses.BAD_GATEWAY, 502)
+
+    def _replayable(self) -> bool:
+        return self.replay is not None and not self.upgrade
+
+    def _replay(self) -> None:
+        assert self.replay is not None
+        self.out = list(self.replay)
+        self.out_size = self.replay_size
+
+    def fail(self, canned: bytes, status: int) -> None:
+        """Answer the client ourselves (when nothing of a response has gone out yet)."""
+        if self.finished:
+            return
+        self.out.clear()
+        queue = self.client.queue
+        if queue and queue[0] is not self:  # a pipelined request: answered in its turn
+            self.canned, self.canned_status = canned, status
+            return
+        if self.client.connecting is not None:
+            self.client.connecting.cancel()
+        if self.conn is not None:
+            self.conn.abort()
+            self.conn = None
+            if self.upstream is not None:
+                self.upstream.active -= 1
+        if self.response_started:
+            self.client.abort()
+            self._finish(record=False)
+            return
+        self.status = status
+        self.client.buffer(canned)
+        self.client.closing = True
+        self.client.flush()
+        self._finish()
+
+    # -- response side -------------------------------------------------------------------------
+    def interim_response(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        self.interim = True
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        head += [b"%s: %s\r\n" % pair for pair in headers]
+        head.append(b"\r\n")
+        self.client.buffer(b"".join(head))
+
+    def response_head(
+        self,
+        status: int,
+        reason: bytes,
+        headers: list[tuple[bytes, bytes]],
+        upstream_keep_alive: bool,
+        upgrade: bool,
+    ) -> None:
+        client = self.client
+        settings = client.settings
+        self.status = status
+        self.response_started = True
+        if not self.request_complete and not upgrade:
+            client.closing = True  # the rest of the request body would have to be read
+        parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        table = client.server.response_table
+        content_length = chunked = hsts = False
+        for name, value in headers:
+            kind = classify(table, name)
+            if kind is None:
+                parts.append(b"%s: %s\r\n" % (name, value))
+            elif kind is H.CONTENT_LENGTH:
+                content_length = True
+                parts.append(b"%s: %s\r\n" % (name, value))
+            elif kind is H.TRANSFER_ENCODING:
+                chunked = True
+            elif kind is H.HSTS:
+                hsts = True
+                parts.append(b"%s: %s\r\n" % (name, value))
+            elif kind is H.UPGRADE and upgrade:
+                parts.append(b"%s: %s\r\n" % (name, value))
+            elif kind in (H.HOST, H.XFF, H.XFP, H.XFH, H.FORWARDED, H.EXPECT, H.STRIP):
+                parts.append(b"%s: %s\r\n" % (name, value))  # ordinary in a response
+        if upgrade:
+            parts.append(b"Connection: upgrade\r\n")
+        elif self.method == b"HEAD" or status in NO_BODY_STATUS:
+            pass
+        elif chunked or not content_length:
+            self.close_delimited = not chunked
+            if self.http11:
+                self.chunked_out = True
+                parts.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                client.closing = True  # an HTTP/1.0 client reads to the connection's end
+        if settings.hsts and not hsts:
+            parts.append(b"Strict-Transport-Security: " + settings.hsts + b"\r\n")
+        if settings.via:
+            parts.append(b"Via: " + settings.via + b"\r\n")
+        if not upgrade and (client.closing or not self.keep_alive):
+            client.closing = True
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        client.buffer(b"".join(parts))
+        if upgrade:
+            self._tunnel()
+
+    def response_body(self, data: bytes) -> None:
+        if self.chunked_out:
+            self.client.buffer(b"%x\r\n" % len(data))
+            self.client.buffer(data)
+            self.client.buffer(b"\r\n")
+        else:
+            self.client.buffer(data)
+
+    def response_done(self) -> None:
+        if self.chunked_out:
+            self.client.buffer(b"0\r\n\r\n")
+        self.conn = None
+        if self.upstream is not None:
+            self.upstream.active -= 1
+            if self.upstream.on_success is not None:
+                self.upstream.on_success(self.upstream)
+        self._finish()
+
+    def flush(self) -> None:
+        self.client.flush()
+
+    # -- upgrade: the two connections become one byte pipe -------------------------------------
+    def _tunnel(self) -> None:
+        conn, client = self.conn, self.client
+        assert conn is not None and conn.transport is not None and client.transport is not None
+        self.request_complete = True
+        client_transport, upstream_transport = client.transport, conn.transport
+
+        def to_client(data: bytes) -> None:
+            client.server.stats.bytes_out += len(data)
+            client_transport.write(data)
+
+        conn.tunnel = to_client
+        client.tunnel = upstream_transport.write
+        client.cancel_timer()
+        client.resume_reading("upgrade")
+        self._record()
+        if self.upgrade_tail:
+            upstream_transport.write(self.upgrade_tail)
+            self.upgrade_tail = b""
+
+    def tunnel_closed(self) -> None:
+        self.client.close()
+
+    # -- the end -------------------------------------------------------------------------------
+    def _record(self) -> None:
+        stats = self.client.server.stats
+        seconds = time.monotonic() - self.started
+        stats.request(self.method, self.status, seconds)
+        if self.client.settings.access_log:
+            self.client.server.access_log(self, seconds)
+
+    def _finish(self, record: bool = True) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        if record:
+            self._record()
+        self.client.exchange_done(self)

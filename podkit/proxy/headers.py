@@ -1,0 +1,92 @@
+"""Request and response heads as the proxy forwards them (RFC 9110 §7.6.1 hop-by-hop).
+
+Header names are classified through a dict keyed by the raw bytes (common spellings are
+entered as they come); `.lower()` is only paid for unusual casings.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class H(IntEnum):
+    """What the engine does with a header."""
+
+    HOP = 1  # dropped: hop-by-hop
+    HOST = 2
+    CONTENT_LENGTH = 3
+    TRANSFER_ENCODING = 4
+    CONNECTION = 5
+    UPGRADE = 6
+    XFF = 7
+    XFP = 8
+    XFH = 9
+    FORWARDED = 10
+    EXPECT = 11
+    STRIP = 12  # dropped: only the proxy may set it (client certificate subject)
+    HSTS = 13
+
+
+_BASE = {
+    b"host": H.HOST,
+    b"content-length": H.CONTENT_LENGTH,
+    b"transfer-encoding": H.TRANSFER_ENCODING,
+    b"connection": H.CONNECTION,
+    b"upgrade": H.UPGRADE,
+    b"keep-alive": H.HOP,
+    b"proxy-connection": H.HOP,
+    b"te": H.HOP,
+    b"trailer": H.HOP,
+    b"x-forwarded-for": H.XFF,
+    b"x-forwarded-proto": H.XFP,
+    b"x-forwarded-host": H.XFH,
+    b"forwarded": H.FORWARDED,
+    b"expect": H.EXPECT,
+    b"strict-transport-security": H.HSTS,
+}
+
+
+def _spellings(name: bytes) -> set[bytes]:
+    title = b"-".join(part.capitalize() for part in name.split(b"-"))
+    return {name, title, name.upper(), title.replace(b"-For", b"-FOR")}
+
+
+def classifier(strip: bytes) -> dict[bytes, H]:
+    """name (any common spelling) → kind; `strip` is the client-subject header's name."""
+    table = dict(_BASE)
+    if strip:
+        table[strip.lower()] = H.STRIP
+    return {spelling: kind for name, kind in table.items() for spelling in _spellings(name)}
+
+
+def classify(table: dict[bytes, H], name: bytes) -> H | None:
+    kind = table.get(name)
+    if kind is None and not name.islower():
+        kind = table.get(name.lower())
+    return kind
+
+
+def connection_tokens(values: list[bytes]) -> tuple[bool, bool, set[bytes]]:
+    """(close, upgrade, other header names) from Connection header values."""
+    close = upgrade = False
+    others: set[bytes] = set()
+    for value in values:
+        for token in value.split(b","):
+            token = token.strip().lower()
+            if token == b"close":
+                close = True
+            elif token == b"upgrade":
+                upgrade = True
+            elif token and token != b"keep-alive":
+                others.add(token)
+    return close, upgrade, others
+
+
+def is_chunked(values: list[bytes]) -> bool:
+    # llhttp has already refused any Transfer-Encoding whose last coding is not chunked.
+    return bool(values) and values[-1].rsplit(b",", 1)[-1].strip().lower() == b"chunked"
+
+
+def forwarded_pair(ip: str) -> bytes:
+    """RFC 7239 node: IPv6 addresses are quoted and bracketed."""
+    return f'"[{ip}]"'.encode() if ":" in ip else ip.encode()

@@ -1,0 +1,43 @@
+"""Limits, timeouts and header policy of the proxy engine: plain values, set once."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class ProxySettings:
+    # Limits (nginx: large_client_header_buffers, client_max_body_size)
+    max_header_size: int = 8192
+    max_body_size: int = 1 << 20  # 0: no limit
+    # Timeouts in seconds
+    header_timeout: float = 10.0  # the whole request head (slowloris) → 408
+    body_timeout: float = 60.0  # between reads of a request body → 408
+    keepalive_timeout: float = 75.0  # idle client connection between requests → closed
+    connect_timeout: float = 5.0  # upstream connect → 502
+    read_timeout: float = 60.0  # upstream silent this long → 504 (before any byte)
+    upstream_idle_timeout: float = 4.0  # pooled upstream connections are closed after this
+    # Header policy
+    scheme: bytes = b"https"  # what X-Forwarded-Proto says
+    trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-* are kept and extended
+    forwarded: bool = False  # also send RFC 7239 Forwarded
+    via: bytes = b""  # e.g. b"1.1 sidecar"; empty: no Via
+    hsts: bytes = b""  # Strict-Transport-Security value; empty: none
+    client_subject_header: bytes = b"x-client-cert-subject"  # set from a verified client cert
+    # Operation
+    access_log: bool = False
+    pool_size: int = 64  # idle upstream connections kept per upstream
+    write_buffer_high: int = 256 * 1024  # back-pressure: pause the other side above this
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def trusts(self, ip: str) -> bool:
+        if not self.trusted_proxies or not ip:
+            return False
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(address in net for net in self.trusted_proxies)

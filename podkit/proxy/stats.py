@@ -1,0 +1,114 @@
+"""What the engine counts, kept as plain numbers on the hot path and turned into Prometheus
+families only when /metrics is scraped (a prometheus-client child per request would cost
+more than the request's whole budget of a few µs)."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+METHODS = frozenset(
+    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
+)
+
+
+class Histogram:
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        out, running = [], 0
+        for bound, count in zip((*BUCKETS, float("inf")), self.counts, strict=True):
+            running += count
+            out.append(("+Inf" if bound == float("inf") else repr(bound), float(running)))
+        return out
+
+
+class ProxyStats:
+    """Counters of one proxy process."""
+
+    def __init__(self) -> None:
+        self.requests: dict[tuple[str, str], int] = {}
+        self.duration = Histogram()
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.connections_active = 0
+        self.connections_total = 0
+        self.upstream_errors: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}  # requests the engine refused itself, by reason
+
+    def request(self, method: bytes, status: int, seconds: float) -> None:
+        key = (method.decode() if method in METHODS else "other", str(status))
+        self.requests[key] = self.requests.get(key, 0) + 1
+        self.duration.observe(seconds)
+
+    def upstream_error(self, kind: str) -> None:
+        self.upstream_errors[kind] = self.upstream_errors.get(kind, 0) + 1
+
+    def reject(self, reason: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    def families(self, prefix: str) -> Iterator[Metric]:
+        requests = CounterMetricFamily(
+            f"{prefix}_requests",
+            "Requests answered, by method and status code",
+            labels=["method", "code"],
+        )
+        for (method, code), n in sorted(self.requests.items()):
+            requests.add_metric([method, code], n)
+        yield requests
+        duration = HistogramMetricFamily(
+            f"{prefix}_request_duration_seconds",
+            "Time from the end of the request head to the end of the response",
+        )
+        duration.add_metric([], self.duration.cumulative(), self.duration.total)
+        yield duration
+        yield CounterMetricFamily(
+            f"{prefix}_received_bytes", "Bytes received from clients", value=self.bytes_in
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_sent_bytes", "Bytes sent to clients", value=self.bytes_out
+        )
+        yield GaugeMetricFamily(
+            f"{prefix}_connections", "Open client connections", value=self.connections_active
+        )
+        yield CounterMetricFamily(
+            f"{prefix}_accepted_connections",
+            "Client connections accepted",
+            value=self.connections_total,
+        )
+        errors = CounterMetricFamily(
+            f"{prefix}_upstream_errors", "Failed upstream attempts, by kind", labels=["kind"]
+        )
+        for kind in ("connect", "timeout", "reset", "invalid_response"):
+            errors.add_metric([kind], self.upstream_errors.get(kind, 0))
+        yield errors
+        rejected = CounterMetricFamily(
+            f"{prefix}_rejected_requests",
+            "Requests refused by the proxy itself, by reason",
+            labels=["reason"],
+        )
+        for reason in (
+            "malformed",
+            "header_timeout",
+            "body_timeout",
+            "header_too_large",
+            "body_too_large",
+        ):
+            rejected.add_metric([reason], self.rejected.get(reason, 0))
+        yield rejected

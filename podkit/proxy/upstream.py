@@ -1,0 +1,309 @@
+"""Upstreams: an address, its pool of idle keep-alive connections, and the protocol that
+reads one response at a time from a connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from podkit.proxy.settings import ProxySettings
+
+if TYPE_CHECKING:
+    from podkit.proxy.exchange import Exchange
+
+log = logging.getLogger(__name__)
+
+
+class UpstreamError(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # connect | timeout | reset | invalid_response
+
+
+def parse_upstream_url(url: str) -> tuple[str, int, str]:
+    """(host, port, unix path) from http://host:port or unix:/path."""
+    if url.startswith("unix:"):
+        path = url[5:]
+        path = path[2:] if path.startswith("//") else path
+        if not path.startswith("/"):
+            raise ValueError(f"expected unix:/absolute/path, got {url!r}")
+        return "", 0, path
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"expected http://host:port or unix:/path, got {url!r}")
+    if parts.path not in ("", "/") or parts.query:
+        raise ValueError(f"an upstream is an address, without a path: {url!r}")
+    return parts.hostname, parts.port or 80, ""
+
+
+class Upstream:
+    """One upstream address and its idle connections."""
+
+    def __init__(self, url: str, settings: ProxySettings) -> None:
+        self.url = url
+        self.host, self.port, self.path = parse_upstream_url(url)
+        self.settings = settings
+        self.idle: list[UpstreamConnection] = []
+        self.active = 0  # exchanges in flight (least_conn counts these)
+        # Hooks for a balancer's passive health checks; the sidecar leaves them as they are.
+        self.on_failure: Callable[[Upstream, str], None] | None = None
+        self.on_success: Callable[[Upstream], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"Upstream({self.url})"
+
+    def take_idle(self) -> UpstreamConnection | None:
+        while self.idle:
+            conn = self.idle.pop()
+            conn.cancel_idle()
+            if conn.usable():
+                return conn
+        return None
+
+    def release(self, conn: UpstreamConnection) -> None:
+        if len(self.idle) < self.settings.pool_size and conn.usable():
+            self.idle.append(conn)
+            conn.start_idle(self.settings.upstream_idle_timeout)
+        else:
+            conn.close()
+
+    def forget(self, conn: UpstreamConnection) -> None:
+        if conn in self.idle:
+            self.idle.remove(conn)
+
+    async def connect(self) -> UpstreamConnection:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                if self.path:
+                    _, conn = await loop.create_unix_connection(
+                        lambda: UpstreamConnection(self), self.path
+                    )
+                else:
+                    _, conn = await loop.create_connection(
+                        lambda: UpstreamConnection(self), self.host, self.port
+                    )
+        except TimeoutError as exc:
+            raise UpstreamError("connect", f"connect to {self.url} timed out") from exc
+        except OSError as exc:
+            raise UpstreamError("connect", f"connect to {self.url} failed: {exc}") from exc
+        return conn
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
+
+
+class ResponseSink(Protocol):
+    """What an upstream connection tells the exchange it serves."""
+
+    def response_head(
+        self,
+        status: int,
+        reason: bytes,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        upgrade: bool,
+    ) -> None: ...
+    def response_body(self, data: bytes) -> None: ...
+    def response_done(self) -> None: ...
+    def upstream_failed(self, conn: UpstreamConnection, error: UpstreamError) -> None: ...
+    def flush(self) -> None: ...
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """One connection to an upstream; serves one exchange at a time."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+        self.transport: asyncio.Transport | None = None
+        self.exchange: Exchange | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.reused = False
+        self.received = False  # any byte of the current response
+        self.head_only = False  # the request was HEAD: the response has no body
+        self.tunnel: Callable[[bytes], None] | None = None
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._reason = b""
+        self._idle: asyncio.TimerHandle | None = None
+        self._read_timer: asyncio.TimerHandle | None = None
+        self._paused_peer = False
+
+    # -- connection events ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=self.upstream.settings.write_buffer_high)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.cancel_idle()
+        self._cancel_read_timer()
+        self.upstream.forget(self)
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            if self.tunnel is not None:
+                exchange.tunnel_closed()
+            else:
+                self._on_close(exchange)
+        self.transport = None
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def _on_close(self, exchange: Exchange) -> None:
+        if exchange.close_delimited and self.received:
+            exchange.response_done()
+            exchange.flush()
+            return
+        kind = "reset"
+        exchange.upstream_failed(self, UpstreamError(kind, "upstream closed the connection"))
+
+    def pause_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.pause_reading("upstream")
+
+    def resume_writing(self) -> None:
+        if self.exchange is not None:
+            self.exchange.client.resume_reading("upstream")
+
+    # -- use by exchanges ----------------------------------------------------------------------
+    def usable(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+    def bind(self, exchange: Exchange, head_only: bool) -> None:
+        self.exchange = exchange
+        self.received = False
+        self.head_only = head_only
+        self._headers = []
+
+    def write(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def start_read_timer(self) -> None:
+        self._cancel_read_timer()
+        loop = asyncio.get_running_loop()
+        self._read_timer = loop.call_later(self.upstream.settings.read_timeout, self._read_timeout)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timeout(self) -> None:
+        self._read_timer = None
+        exchange, self.exchange = self.exchange, None
+        if exchange is not None:
+            exchange.upstream_failed(self, UpstreamError("timeout", "upstream read timed out"))
+        self.close()
+
+    def pause_reading(self) -> None:
+        if self.transport is not None and not self._paused_peer:
+            self._paused_peer = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None and self._paused_peer:
+            self._paused_peer = False
+            self.transport.resume_reading()
+
+    def start_idle(self, timeout: float) -> None:
+        self.exchange = None
+        self.reused = True
+        self._idle = asyncio.get_running_loop().call_later(timeout, self.close)
+
+    def cancel_idle(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # -- response parsing ----------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.tunnel is not None:
+            self.tunnel(data)
+            return
+        exchange = self.exchange
+        if exchange is None:  # bytes on an idle connection: nothing may follow, drop it
+            self.close()
+            return
+        self.received = True
+        if self._read_timer is not None:
+            self.start_read_timer()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            tail = data[upgrade.args[0] :] if upgrade.args else b""
+            exchange.flush()
+            if tail and self.tunnel is not None:
+                self.tunnel(tail)
+            return
+        except httptools.HttpParserError as exc:
+            self.exchange = None
+            log.warning("invalid response from %s: %s", self.upstream.url, exc)
+            exchange.upstream_failed(self, UpstreamError("invalid_response", str(exc)))
+            self.abort()
+        # One write to the client per read from the upstream, the response's end included.
+        exchange.flush()
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason += reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        assert self.exchange is not None
+        status = self.parser.get_status_code()
+        headers, reason = self._headers, self._reason
+        self._headers, self._reason = [], b""
+        if 100 <= status < 200 and status != 101:
+            self.exchange.interim_response(status, reason, headers)
+            return
+        upgrade = status == 101
+        self.exchange.response_head(
+            status, reason, headers, self.parser.should_keep_alive(), upgrade
+        )
+        if self.head_only and not upgrade:
+            # llhttp cannot be told the request was HEAD: the response ends with its head,
+            # and a fresh parser reads the next one.
+            self._finish()
+
+    def on_body(self, body: bytes) -> None:
+        if self.exchange is not None:
+            self.exchange.response_body(body)
+
+    def on_message_complete(self) -> None:
+        if self.exchange is None or self.head_only:
+            return
+        if self.exchange.interim:  # the end of a 1xx: the final response follows
+            self.exchange.interim = False
+            return
+        self._finish()
+
+    def _finish(self) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        self._cancel_read_timer()
+        keep_alive = self.parser.should_keep_alive() and exchange.request_complete
+        if self.head_only:
+            self.parser = httptools.HttpResponseParser(self)
+        self.exchange = None
+        exchange.response_done()
+        if keep_alive:
+            self.upstream.release(self)
+        else:
+            self.close()

@@ -1,0 +1,47 @@
+"""The sidecar's /metrics: the engine's counters, certificates, and the process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+from podkit.proxy.stats import ProxyStats
+from sidecar.tls import CertStore
+
+
+class SidecarCollector(Collector):
+    def __init__(self, stats: ProxyStats, certs: CertStore | None) -> None:
+        self.stats = stats
+        self.certs = certs
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.stats.families("sidecar")
+        if self.certs is None:
+            return
+        not_after = GaugeMetricFamily(
+            "sidecar_cert_not_after_seconds",
+            "Expiry of each served certificate, as a Unix time",
+            labels=["cert_file"],
+        )
+        for pair in self.certs.pairs:
+            not_after.add_metric([pair.cert_file], pair.not_after)
+        yield not_after
+        yield CounterMetricFamily(
+            "sidecar_cert_reloads", "Certificate pairs reloaded", value=self.certs.reloads
+        )
+        yield CounterMetricFamily(
+            "sidecar_cert_reload_failures",
+            "Changed certificate pairs that were rejected",
+            value=self.certs.reload_failures,
+        )
+
+
+def registry_for(stats: ProxyStats, certs: CertStore | None) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SidecarCollector(stats, certs))
+    ProcessCollector(registry=registry)
+    return registry

@@ -1,0 +1,22 @@
+"""The plain-HTTP listener that sends every request to https with 308 (method kept)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+
+def redirect_app(https_port: int) -> web.Application:
+    suffix = "" if https_port == 443 else f":{https_port}"
+
+    async def redirect(request: web.Request) -> web.Response:
+        host = request.host.rsplit(":", 1)[0] if request.host.count(":") == 1 else request.host
+        if not host:
+            return web.Response(status=400, text="a Host header is needed to redirect\n")
+        location = f"https://{host}{suffix}{request.rel_url}"
+        return web.Response(
+            status=308, headers={"Location": location}, text=f"moved to {location}\n"
+        )
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", redirect)
+    return app

@@ -1,0 +1,190 @@
+"""TLS for the sidecar: contexts built from certificate files, chosen per handshake by SNI,
+and swapped when the files change (a Kubernetes Secret update is a symlink swap).
+
+The listening socket keeps one front context for its whole life; its `sni_callback` points
+each new handshake at the current context for the requested name. Reloading therefore never
+touches open connections, and a broken new pair leaves the old context in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import os
+import ssl
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+log = logging.getLogger(__name__)
+
+FileSignature = tuple[tuple[int, int, int], ...]
+
+
+class CertError(Exception):
+    """A certificate/key pair that cannot be used; the message says why."""
+
+
+def _signature(*paths: str) -> FileSignature:
+    out = []
+    for path in paths:
+        if not path:
+            continue
+        st = os.stat(path)  # follows symlinks: a swapped ..data link changes inode and mtime
+        out.append((st.st_ino, st.st_mtime_ns, st.st_size))
+    return tuple(out)
+
+
+def certificate_info(cert_file: str) -> tuple[list[str], float]:
+    """(DNS names, notAfter as a Unix time) of the first certificate in a PEM file."""
+    decoded = ssl._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
+    names = [value for kind, value in decoded.get("subjectAltName", ()) if kind == "DNS"]
+    if not names:
+        for rdn in decoded.get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    names.append(value)
+    not_after = ssl.cert_time_to_seconds(decoded["notAfter"])
+    return names, float(not_after)
+
+
+@dataclass
+class Settings:
+    min_version: str = "1.2"
+    ciphers: str = ""
+    client_ca_file: str = ""
+    client_auth: str = "require"
+
+
+def build_context(cert_file: str, key_file: str, settings: Settings) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if settings.min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    ctx.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    ctx.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    try:
+        if settings.ciphers:
+            ctx.set_ciphers(settings.ciphers)
+        ctx.load_cert_chain(cert_file, key_file)
+        if settings.client_ca_file:
+            ctx.load_verify_locations(settings.client_ca_file)
+            ctx.verify_mode = (
+                ssl.CERT_OPTIONAL if settings.client_auth == "optional" else ssl.CERT_REQUIRED
+            )
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise CertError(f"{cert_file} / {key_file}: {exc}") from exc
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+@dataclass
+class Pair:
+    cert_file: str
+    key_file: str
+    context: ssl.SSLContext
+    names: list[str]
+    not_after: float
+    signature: FileSignature
+
+    @classmethod
+    def load(cls, cert_file: str, key_file: str, settings: Settings) -> Pair:
+        try:
+            signature = _signature(cert_file, key_file)
+            context = build_context(cert_file, key_file, settings)
+            names, not_after = certificate_info(cert_file)
+        except (OSError, ssl.SSLError, ValueError, KeyError) as exc:
+            raise CertError(f"{cert_file} / {key_file}: {exc}") from exc
+        return cls(cert_file, key_file, context, names, not_after, signature)
+
+
+@dataclass
+class CertStore:
+    """The certificate pairs in use; pairs[0] is the default (no SNI, or no match)."""
+
+    settings: Settings
+    pairs: list[Pair] = field(default_factory=list)
+    reloads: int = 0
+    reload_failures: int = 0
+
+    @classmethod
+    def load(cls, files: list[tuple[str, str]], settings: Settings) -> CertStore:
+        return cls(settings, [Pair.load(cert, key, settings) for cert, key in files])
+
+    def front_context(self) -> ssl.SSLContext:
+        """The listening socket's context: the default pair's, with SNI selection."""
+        # Its own context object, so swapping pair contexts never changes what it verifies.
+        default = self.pairs[0]
+        front = build_context(default.cert_file, default.key_file, self.settings)
+        front.sni_callback = self._select
+        return front
+
+    def _select(self, sslobj: ssl.SSLObject, server_name: str | None, _ctx: ssl.SSLContext) -> None:
+        sslobj.context = self.context_for(server_name)
+        return None
+
+    def context_for(self, server_name: str | None) -> ssl.SSLContext:
+        if server_name and len(self.pairs) > 1:
+            name = server_name.lower()
+            for pair in self.pairs:
+                if any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in pair.names):
+                    return pair.context
+        return self.pairs[0].context
+
+    def check(self) -> None:
+        """Reload every pair whose files changed; keep the old one if the new is broken."""
+        for index, pair in enumerate(self.pairs):
+            try:
+                signature = _signature(pair.cert_file, pair.key_file)
+            except OSError as exc:
+                log.error(
+                    "certificate files %s / %s unreadable, keeping the loaded ones: %s",
+                    pair.cert_file,
+                    pair.key_file,
+                    exc,
+                )
+                continue
+            if signature == pair.signature:
+                continue
+            try:
+                fresh = Pair.load(pair.cert_file, pair.key_file, self.settings)
+            except CertError as exc:
+                self.reload_failures += 1
+                pair.signature = signature  # say it once per change, not every check
+                log.error("new certificate rejected, keeping the old one: %s", exc)
+                continue
+            self.pairs[index] = fresh
+            self.reloads += 1
+            expires = datetime.fromtimestamp(fresh.not_after, UTC).isoformat()
+            log.info(
+                "certificate reloaded: %s (%s, expires %s)",
+                fresh.cert_file,
+                ", ".join(fresh.names) or "no names",
+                expires,
+            )
+
+    async def watch(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            self.check()
+
+
+def subject_of(transport: asyncio.BaseTransport) -> bytes | None:
+    """The verified client certificate's subject as an RFC 4514-style string, or None."""
+    cert = transport.get_extra_info("peercert")
+    if not cert:
+        return None
+    parts = [f"{key}={value}" for rdn in reversed(cert.get("subject", ())) for key, value in rdn]
+    short = {
+        "commonName": "CN",
+        "organizationName": "O",
+        "organizationalUnitName": "OU",
+        "countryName": "C",
+        "localityName": "L",
+        "stateOrProvinceName": "ST",
+        "emailAddress": "emailAddress",
+        "domainComponent": "DC",
+    }
+    text = ",".join(f"{short.get(k, k)}={v}" for k, v in (p.split("=", 1) for p in parts))
+    # Header values must not carry CR/LF; a subject with them is refused outright.
+    return text.encode("utf-8") if "\r" not in text and "\n" not in text else None

@@ -1,0 +1,112 @@
+"""Protocols wired to fake transports: bytes in, bytes out, no sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from podkit.proxy import ProxyServer, ProxySettings, Upstream
+from podkit.proxy.downstream import ClientConnection
+from podkit.proxy.upstream import UpstreamConnection, UpstreamError
+
+
+class FakeTransport:
+    def __init__(
+        self, protocol: asyncio.Protocol | None = None, peer: tuple[str, int] = ("10.0.0.7", 50000)
+    ) -> None:
+        self.protocol = protocol
+        self.written = bytearray()
+        self.closed = False
+        self.paused = False
+        self.extra: dict[str, Any] = {"peername": peer}
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "write after close"
+        self.written += data
+
+    def take(self) -> bytes:
+        data = bytes(self.written)
+        self.written.clear()
+        return data
+
+    def get_extra_info(self, key: str, default: Any = None) -> Any:
+        return self.extra.get(key, default)
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.protocol is not None:
+                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    abort = close
+
+    def pause_reading(self) -> None:
+        self.paused = True
+
+    def resume_reading(self) -> None:
+        self.paused = False
+
+    def can_write_eof(self) -> bool:
+        return False
+
+
+class FakeUpstream(Upstream):
+    """Connections to it are fake transports the test answers by hand."""
+
+    def __init__(self, settings: ProxySettings, refuse: bool = False) -> None:
+        super().__init__("http://upstream.test:8080", settings)
+        self.conns: list[UpstreamConnection] = []
+        self.refuse = refuse
+
+    async def connect(self) -> UpstreamConnection:
+        if self.refuse:
+            raise UpstreamError("connect", "connection refused")
+        conn = UpstreamConnection(self)
+        conn.connection_made(FakeTransport(conn))  # type: ignore[arg-type]
+        self.conns.append(conn)
+        return conn
+
+    def sent(self, index: int = -1) -> bytes:
+        return self.conns[index].transport.take()  # type: ignore[union-attr]
+
+
+class Harness:
+    def __init__(
+        self,
+        settings: ProxySettings | None = None,
+        subject: bytes | None = None,
+        refuse: bool = False,
+        peer: tuple[str, int] = ("10.0.0.7", 50000),
+    ) -> None:
+        self.settings = settings or ProxySettings()
+        self.upstream = FakeUpstream(self.settings, refuse=refuse)
+        self.server = ProxyServer(
+            self.settings,
+            lambda _e, attempt: self.upstream if attempt == 0 else None,
+            client_subject=(lambda _t: subject) if subject else None,
+        )
+        self.client = ClientConnection(self.server)
+        self.transport = FakeTransport(self.client, peer=peer)
+        self.client.connection_made(self.transport)  # type: ignore[arg-type]
+
+    async def send(self, data: bytes) -> None:
+        self.client.data_received(data)
+        await settle()
+
+    async def reply(self, data: bytes, index: int = -1) -> None:
+        self.upstream.conns[index].data_received(data)
+        await settle()
+
+    def received(self) -> bytes:
+        return self.transport.take()
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
