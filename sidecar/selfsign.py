@@ -29,7 +29,7 @@ def make(names: Sequence[str], days: int) -> tuple[bytes, bytes]:
             alt.append(x509.IPAddress(ipaddress.ip_address(name)))
         except ValueError:
             alt.append(x509.DNSName(name))
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -42,16 +42,21 @@ def make(names: Sequence[str], days: int) -> tuple[bytes, bytes]:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="sidecar.selfsign", description=__doc__)
     parser.add_argument("--out-dir", default="/certs", help="where tls.crt and tls.key go")
-    parser.add_argument("--name", action="append", default=[],
-                        help="DNS name or IP for the certificate (repeatable; default localhost)")
+    parser.add_argument(
+        "--name",
+        action="append",
+        default=[],
+        help="DNS name or IP for the certificate (repeatable; default localhost)",
+    )
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--force", action="store_true", help="replace existing files")
     args = parser.parse_args(argv)
