@@ -13,7 +13,15 @@ import httptools
 
 from podkit.proxy import responses
 from podkit.proxy.exchange import Exchange
-from podkit.proxy.headers import H, classify, connection_tokens, forwarded_pair, is_chunked
+from podkit.proxy.headers import (
+    H,
+    classify,
+    connection_tokens,
+    forwarded_pair,
+    is_chunked,
+    valid_host,
+    valid_target,
+)
 
 if TYPE_CHECKING:
     from podkit.proxy.server import ProxyServer
@@ -174,11 +182,19 @@ class ClientConnection(asyncio.Protocol):
         parser = self.parser
         exchange.method = parser.get_method()
         exchange.keep_alive = parser.should_keep_alive()
-        http11 = parser.get_http_version() == "1.1"
+        version = parser.get_http_version()
+        http11 = version == "1.1"
         exchange.http11 = http11
         settings = self.settings
         if exchange.method == b"CONNECT":
             self._refuse(responses.NOT_ALLOWED, 405, "malformed")
+        elif version not in ("1.0", "1.1") or (self._te and not http11):
+            # llhttp takes any digit.digit; and Transfer-Encoding means nothing in HTTP/1.0
+            self._refuse(responses.BAD_REQUEST, 400, "malformed")
+        elif not valid_target(exchange.method, exchange.url) or (
+            exchange.host is not None and not valid_host(exchange.host)
+        ):
+            self._refuse(responses.BAD_REQUEST, 400, "malformed")
         elif self.head_size > settings.max_header_size:
             self._refuse(responses.HEADERS_TOO_LARGE, 431, "header_too_large")
         elif exchange.hosts > 1 or (http11 and exchange.hosts == 0):

@@ -6,6 +6,7 @@ entered as they come); `.lower()` is only paid for unusual casings.
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 
 
@@ -90,3 +91,24 @@ def is_chunked(values: list[bytes]) -> bool:
 def forwarded_pair(ip: str) -> bytes:
     """RFC 7239 node: IPv6 addresses are quoted and bracketed."""
     return f'"[{ip}]"'.encode() if ":" in ip else ip.encode()
+
+
+# RFC 3986 authority: reg-name or IP literal, optional port. No spaces, slashes or userinfo.
+_HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
+
+
+def valid_host(value: bytes) -> bool:
+    return _HOST.fullmatch(value) is not None
+
+
+def valid_target(method: bytes, target: bytes) -> bool:
+    """origin-form (/path), absolute-form without userinfo, or * for OPTIONS."""
+    if target.startswith(b"/"):
+        return True
+    if target == b"*":
+        return method == b"OPTIONS"
+    scheme, sep, rest = target.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        return False
+    authority = rest.split(b"/", 1)[0].split(b"?", 1)[0]
+    return b"@" not in authority and valid_host(authority)
