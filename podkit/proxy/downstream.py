@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, cast
 
 import httptools
@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# What the connection is waiting for, when its deadline runs out.
+NO_WAIT, HEAD_WAIT, BODY_WAIT, IDLE_WAIT = range(4)
+
 
 class ClientConnection(asyncio.Protocol):
     def __init__(self, server: ProxyServer) -> None:
@@ -48,8 +51,8 @@ class ClientConnection(asyncio.Protocol):
         self.tunnel: object = None  # after an upgrade: the upstream transport's write
         self.connecting: asyncio.Future[None] | None = None
         self._paused_for: set[str] = set()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_kind = ""
+        self.deadline = 0.0  # when the current wait (head, body, idle) runs out; 0: none
+        self.deadline_kind = NO_WAIT
         # -- per request being parsed --------------------------------------------------------
         self.current: Exchange | None = None
         self.in_head = False
@@ -62,7 +65,7 @@ class ClientConnection(asyncio.Protocol):
         self._xfh: bytes | None = None
         self._fwd: list[bytes] = []
         self._te: list[bytes] = []
-        self._expect = False
+        self._upgrade_header = False
 
     # -- connection events ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -74,7 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self.trusted = self.settings.trusts(self.peer)
         self.subject = self.server.client_subject(self.transport)
         self.server.opened(self)
-        self._set_timer(self.settings.header_timeout, self._header_timeout, "header")
+        self._deadline(self.settings.header_timeout, HEAD_WAIT)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -133,7 +136,7 @@ class ClientConnection(asyncio.Protocol):
         self.in_head = True
         self.head_size = 0
         if not self.queue:
-            self._set_timer(self.settings.header_timeout, self._header_timeout, "header")
+            self._deadline(self.settings.header_timeout, HEAD_WAIT)
 
     def on_url(self, url: bytes) -> None:
         assert self.current is not None
@@ -159,6 +162,7 @@ class ClientConnection(asyncio.Protocol):
         elif kind is H.CONNECTION:
             self._connection.append(value)
         elif kind is H.UPGRADE:
+            self._upgrade_header = True
             exchange.headers.append((name, value))  # dropped below unless an upgrade
         elif kind is H.XFF:
             self._xff.append(value)
@@ -210,7 +214,7 @@ class ClientConnection(asyncio.Protocol):
         headers = exchange.headers
         if others:  # headers the client named in Connection are hop-by-hop too
             headers = [(n, v) for n, v in headers if n.lower() not in others]
-        if not exchange.upgrade:
+        if self._upgrade_header and not exchange.upgrade:
             headers = [
                 (n, v)
                 for n, v in headers
@@ -262,6 +266,7 @@ class ClientConnection(asyncio.Protocol):
         self._xfp = self._xfh = None
         self._fwd = []
         self._te = []
+        self._upgrade_header = False
 
     def on_body(self, body: bytes) -> None:
         exchange = self.current
@@ -281,7 +286,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             exchange.forward(body)
         if not exchange.request_complete and exchange is self.queue[0]:
-            self._set_timer(self.settings.body_timeout, self._body_timeout, "body")
+            self._deadline(self.settings.body_timeout, BODY_WAIT)
 
     def on_message_complete(self) -> None:
         exchange = self.current
@@ -291,7 +296,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.forward(b"0\r\n\r\n")
         exchange.request_complete = True
         self.current = None
-        if self._timer is not None and exchange is self.queue[0]:
+        if self.deadline and exchange is self.queue[0]:
             self.cancel_timer()
 
     # -- refusing a request --------------------------------------------------------------------
@@ -322,19 +327,32 @@ class ClientConnection(asyncio.Protocol):
             exchange.start()
 
     # -- timers --------------------------------------------------------------------------------
-    def _set_timer(self, seconds: float, callback: Callable[[], None], kind: str) -> None:
-        self.cancel_timer()
-        self._timer = asyncio.get_running_loop().call_later(seconds, callback)
-        self._timer_kind = kind
+    # Deadlines, not timers: a handle per request costs more than the request's whole budget.
+    # ProxyServer's sweeper calls check() a few times a second.
+    def _deadline(self, seconds: float, kind: int) -> None:
+        self.deadline = monotonic() + seconds
+        self.deadline_kind = kind
 
     def cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-            self._timer_kind = ""
+        self.deadline = 0.0
+        self.deadline_kind = NO_WAIT
+
+    def check(self, now: float) -> None:
+        if self.deadline and now >= self.deadline:
+            kind = self.deadline_kind
+            self.cancel_timer()
+            if kind == HEAD_WAIT:
+                self._header_timeout()
+            elif kind == BODY_WAIT:
+                self._body_timeout()
+            else:
+                self.close()
+        if self.queue:
+            conn = self.queue[0].conn
+            if conn is not None and conn.read_deadline and now >= conn.read_deadline:
+                conn.read_timed_out()
 
     def _header_timeout(self) -> None:
-        self._timer = None
         if self.in_head or self.queue:
             self.server.stats.reject("header_timeout")
             log.info(
@@ -346,12 +364,7 @@ class ClientConnection(asyncio.Protocol):
         else:
             self.close()  # an idle connection that never sent a byte
 
-    def _keepalive_timeout(self) -> None:
-        self._timer = None
-        self.close()
-
     def _body_timeout(self) -> None:
-        self._timer = None
         exchange = self.queue[0] if self.queue else None
         self.server.stats.reject("body_timeout")
         if exchange is not None and not exchange.response_started:
@@ -385,13 +398,13 @@ class ClientConnection(asyncio.Protocol):
         if self.queue:
             self.queue[0].start()
         elif self.current is None:
-            self._set_timer(self.settings.keepalive_timeout, self._keepalive_timeout, "idle")
+            self._deadline(self.settings.keepalive_timeout, IDLE_WAIT)
 
     # -- flow control --------------------------------------------------------------------------
     def pause_reading(self, reason: str) -> None:
         if not self._paused_for and self.transport is not None:
             self.transport.pause_reading()
-            if self._timer_kind == "body":  # waiting on the upstream is not the client's fault
+            if self.deadline_kind == BODY_WAIT:  # waiting on the upstream is not the client's fault
                 self.cancel_timer()
         self._paused_for.add(reason)
 
@@ -402,7 +415,7 @@ class ClientConnection(asyncio.Protocol):
                 self.transport.resume_reading()
                 head = self.queue[0] if self.queue else None
                 if head is not None and not head.request_complete and head.body_size:
-                    self._set_timer(self.settings.body_timeout, self._body_timeout, "body")
+                    self._deadline(self.settings.body_timeout, BODY_WAIT)
 
     def pause_writing(self) -> None:
         if self.queue and self.queue[0].conn is not None:

@@ -30,6 +30,40 @@ NO_BODY_STATUS = frozenset({204, 304})
 class Exchange:
     """A request/response pair on one client connection."""
 
+    __slots__ = (
+        "attempt",
+        "body_size",
+        "canned",
+        "canned_status",
+        "chunked",
+        "chunked_out",
+        "client",
+        "close_delimited",
+        "conn",
+        "content_length",
+        "finished",
+        "fresh",
+        "headers",
+        "host",
+        "hosts",
+        "http11",
+        "interim",
+        "keep_alive",
+        "method",
+        "out",
+        "out_size",
+        "replay",
+        "replay_size",
+        "request_complete",
+        "response_started",
+        "started",
+        "status",
+        "upgrade",
+        "upgrade_tail",
+        "upstream",
+        "url",
+    )
+
     def __init__(self, client: ClientConnection) -> None:
         self.client = client
         # -- the request, as parsed ----------------------------------------------------------

@@ -52,7 +52,7 @@ def _spellings(name: bytes) -> set[bytes]:
     return {name, title, name.upper(), title.replace(b"-For", b"-FOR")}
 
 
-def classifier(strip: bytes) -> dict[bytes, H]:
+def classifier(strip: bytes) -> dict[bytes, H | None]:
     """name (any common spelling) → kind; `strip` is the client-subject header's name."""
     table = dict(_BASE)
     if strip:
@@ -60,11 +60,17 @@ def classifier(strip: bytes) -> dict[bytes, H]:
     return {spelling: kind for name, kind in table.items() for spelling in _spellings(name)}
 
 
-def classify(table: dict[bytes, H], name: bytes) -> H | None:
-    kind = table.get(name)
-    if kind is None and not name.islower():
+_MISS = object()
+CACHE_LIMIT = 4096  # header names remembered as they were spelled; beyond, .lower() each time
+
+
+def classify(table: dict[bytes, H | None], name: bytes) -> H | None:
+    kind = table.get(name, _MISS)
+    if kind is _MISS:
         kind = table.get(name.lower())
-    return kind
+        if len(table) < CACHE_LIMIT:
+            table[name] = kind  # unknown names too: the next time is one lookup
+    return kind  # type: ignore[return-value]
 
 
 def connection_tokens(values: list[bytes]) -> tuple[bool, bool, set[bytes]]:

@@ -8,6 +8,7 @@ import json
 import logging
 import ssl
 import time
+from time import monotonic
 from collections.abc import Callable
 
 from podkit.proxy.downstream import ClientConnection
@@ -15,9 +16,10 @@ from podkit.proxy.exchange import IDEMPOTENT, Exchange
 from podkit.proxy.headers import classifier
 from podkit.proxy.settings import ProxySettings
 from podkit.proxy.stats import ProxyStats
-from podkit.proxy.upstream import Upstream
+from podkit.proxy.upstream import ALL_UPSTREAMS, Upstream
 
 log = logging.getLogger(__name__)
+SWEEP_INTERVAL = 0.25  # how late a timeout may fire
 access = logging.getLogger("access")
 
 # The seam between the engine and a service: the upstream for this request head on this
@@ -46,6 +48,7 @@ class ProxyServer:
         self._retry_non_idempotent = retry_non_idempotent
         self._servers: list[asyncio.AbstractServer] = []
         self._empty = asyncio.Event()
+        self._sweeper: asyncio.Task[None] | None = None
 
     # -- used by connections
     def client_subject(self, transport: asyncio.Transport) -> bytes | None:
@@ -103,7 +106,19 @@ class ProxyServer:
             ssl_handshake_timeout=handshake_timeout if ssl_context else None,
         )
         self._servers.append(server)
+        if self._sweeper is None:
+            self._sweeper = asyncio.ensure_future(self._sweep())
         return server
+
+    async def _sweep(self) -> None:
+        """Time out waits (request heads, bodies, idle keep-alive, upstream replies)."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            now = monotonic()
+            for conn in list(self.connections):
+                conn.check(now)
+            for upstream in list(ALL_UPSTREAMS):
+                upstream.sweep(now)
 
     async def drain(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a deadline
         """Stop accepting, close idle connections, let in-flight exchanges finish."""
@@ -122,3 +137,5 @@ class ProxyServer:
                     conn.abort()
         for server in self._servers:
             await server.wait_closed()
+        if self._sweeper is not None:
+            self._sweeper.cancel()

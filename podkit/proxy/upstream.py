@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
+from time import monotonic
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlsplit
@@ -17,6 +19,9 @@ if TYPE_CHECKING:
     from podkit.proxy.exchange import Exchange
 
 log = logging.getLogger(__name__)
+
+# Every live Upstream, so the server's sweeper can close their stale pooled connections.
+ALL_UPSTREAMS: weakref.WeakSet[Upstream] = weakref.WeakSet()
 
 
 class UpstreamError(Exception):
@@ -49,6 +54,7 @@ class Upstream:
         self.host, self.port, self.path = parse_upstream_url(url)
         self.settings = settings
         self.idle: list[UpstreamConnection] = []
+        ALL_UPSTREAMS.add(self)
         self.active = 0  # exchanges in flight (least_conn counts these)
         # Hooks for a balancer's passive health checks; the sidecar leaves them as they are.
         self.on_failure: Callable[[Upstream, str], None] | None = None
@@ -59,17 +65,24 @@ class Upstream:
 
     def take_idle(self) -> UpstreamConnection | None:
         while self.idle:
-            conn = self.idle.pop()
-            conn.cancel_idle()
+            conn = self.idle.pop()  # the most recently used: the least likely to be stale
             if conn.usable():
+                conn.idle_since = 0.0
                 return conn
         return None
 
     def release(self, conn: UpstreamConnection) -> None:
         if len(self.idle) < self.settings.pool_size and conn.usable():
             self.idle.append(conn)
-            conn.start_idle(self.settings.upstream_idle_timeout)
+            conn.start_idle()
         else:
+            conn.close()
+
+    def sweep(self, now: float) -> None:
+        """Close pooled connections idle for longer than upstream_idle_timeout."""
+        limit = now - self.settings.upstream_idle_timeout
+        for conn in [c for c in self.idle if c.idle_since < limit]:
+            self.idle.remove(conn)
             conn.close()
 
     def forget(self, conn: UpstreamConnection) -> None:
@@ -131,8 +144,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.tunnel: Callable[[bytes], None] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
-        self._idle: asyncio.TimerHandle | None = None
-        self._read_timer: asyncio.TimerHandle | None = None
+        self.idle_since = 0.0  # in the pool since; 0: in use
+        self.read_deadline = 0.0  # a response byte is due by then; 0: not waiting
         self._paused_peer = False
 
     # -- connection events ---------------------------------------------------------------------
@@ -142,8 +155,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=self.upstream.settings.write_buffer_high)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.cancel_idle()
-        self._cancel_read_timer()
+        self.read_deadline = 0.0
         self.upstream.forget(self)
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
@@ -187,17 +199,10 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def start_read_timer(self) -> None:
-        self._cancel_read_timer()
-        loop = asyncio.get_running_loop()
-        self._read_timer = loop.call_later(self.upstream.settings.read_timeout, self._read_timeout)
+        self.read_deadline = monotonic() + self.upstream.settings.read_timeout
 
-    def _cancel_read_timer(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
-
-    def _read_timeout(self) -> None:
-        self._read_timer = None
+    def read_timed_out(self) -> None:
+        self.read_deadline = 0.0
         exchange, self.exchange = self.exchange, None
         if exchange is not None:
             exchange.upstream_failed(self, UpstreamError("timeout", "upstream read timed out"))
@@ -213,15 +218,10 @@ class UpstreamConnection(asyncio.Protocol):
             self._paused_peer = False
             self.transport.resume_reading()
 
-    def start_idle(self, timeout: float) -> None:
+    def start_idle(self) -> None:
         self.exchange = None
         self.reused = True
-        self._idle = asyncio.get_running_loop().call_later(timeout, self.close)
-
-    def cancel_idle(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-            self._idle = None
+        self.idle_since = monotonic()
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -241,7 +241,7 @@ class UpstreamConnection(asyncio.Protocol):
             self.close()
             return
         self.received = True
-        if self._read_timer is not None:
+        if self.read_deadline:
             self.start_read_timer()
         try:
             self.parser.feed_data(data)
@@ -297,7 +297,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _finish(self) -> None:
         exchange = self.exchange
         assert exchange is not None
-        self._cancel_read_timer()
+        self.read_deadline = 0.0
         keep_alive = self.parser.should_keep_alive() and exchange.request_complete
         if self.head_only:
             self.parser = httptools.HttpResponseParser(self)
