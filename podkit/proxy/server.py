@@ -8,8 +8,8 @@ import json
 import logging
 import ssl
 import time
-from time import monotonic
 from collections.abc import Callable
+from time import monotonic
 
 from podkit.proxy.downstream import ClientConnection
 from podkit.proxy.exchange import IDEMPOTENT, Exchange

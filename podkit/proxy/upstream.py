@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from time import monotonic
 from collections.abc import Callable
+from time import monotonic
 from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlsplit
 
