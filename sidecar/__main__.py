@@ -11,7 +11,7 @@ from podkit import logs
 from podkit.lifecycle import install_fast_loop
 from podkit.options import load
 from sidecar.config import DESCRIPTION, PROG, SidecarConfig
-from sidecar.service import load_certs, run
+from sidecar.service import load_certs, run, supervise
 from sidecar.tls import CertError
 
 log = logging.getLogger("sidecar")
@@ -27,7 +27,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(2)
     install_fast_loop()
     try:
-        asyncio.run(run(config, certs))
+        asyncio.run(supervise(config, certs) if config.workers > 1 else run(config, certs))
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         sys.exit(1)

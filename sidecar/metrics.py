@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -10,16 +10,25 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from podkit.proxy.stats import ProxyStats
-from sidecar.tls import CertStore
+from sidecar.tls import HANDSHAKE_LABELS, CertStore
 
 
 class SidecarCollector(Collector):
-    def __init__(self, stats: ProxyStats, certs: CertStore | None) -> None:
-        self.stats = stats
+    def __init__(self, stats: Callable[[], ProxyStats], certs: CertStore | None) -> None:
+        self.stats = stats  # this process's counters, or the sum of the workers'
         self.certs = certs
 
     def collect(self) -> Iterator[Metric]:
-        yield from self.stats.families("sidecar")
+        stats = self.stats()
+        yield from stats.families("sidecar")
+        failures = CounterMetricFamily(
+            "sidecar_tls_handshake_failures",
+            "TLS handshakes that failed, by reason",
+            labels=["reason"],
+        )
+        for reason in HANDSHAKE_LABELS:
+            failures.add_metric([reason], stats.handshake_failures.get(reason, 0))
+        yield failures
         if self.certs is None:
             return
         not_after = GaugeMetricFamily(
@@ -40,7 +49,7 @@ class SidecarCollector(Collector):
         )
 
 
-def registry_for(stats: ProxyStats, certs: CertStore | None) -> CollectorRegistry:
+def registry_for(stats: Callable[[], ProxyStats], certs: CertStore | None) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SidecarCollector(stats, certs))
     ProcessCollector(registry=registry)

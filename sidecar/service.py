@@ -1,23 +1,31 @@
-"""The sidecar assembled: TLS listener on the shared engine, admin port, optional redirect
-listener, certificate watcher; runs until SIGTERM, then drains."""
+"""The sidecar assembled: the TLS listener on the shared engine, the admin port, the optional
+redirect listener and the certificate watcher; runs until SIGTERM, then drains.
+
+One process by default; with --workers N, N forked processes share the port and the parent
+keeps the admin port for the set (podkit.workers).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-import ssl
+from collections.abc import Callable
 
 from aiohttp import web
 
 from podkit.admin import admin_app
 from podkit.health import Health
+from podkit.lifecycle import install_fast_loop
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
+from podkit.proxy.server import Wrap
+from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TunnelClient
+from podkit.workers import Workers, report_forever
 from sidecar.config import SidecarConfig
 from sidecar.metrics import registry_for
 from sidecar.redirect import redirect_app
-from sidecar.tls import CertStore, Settings, subject_of
+from sidecar.tls import CertStore, Settings, subject_of, tls_acceptor
 
 log = logging.getLogger("sidecar")
 READY_CACHE_SECONDS = 1.0
@@ -57,12 +65,16 @@ def load_certs(config: SidecarConfig) -> CertStore | None:
 class UpstreamProbe:
     """/readyz: ready only while the main container accepts connections."""
 
-    def __init__(self, upstream: Upstream) -> None:
+    def __init__(self, upstream: Upstream, also: Callable[[], str | None] | None = None) -> None:
         self.upstream = upstream
+        self.also = also
         self._checked = 0.0
         self._reason: str | None = "not checked yet"
 
     async def __call__(self) -> str | None:
+        reason = self.also() if self.also else None
+        if reason is not None:
+            return reason
         loop = asyncio.get_running_loop()
         if loop.time() - self._checked < READY_CACHE_SECONDS:
             return self._reason
@@ -88,72 +100,167 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
     return runner
 
 
-async def run(
-    config: SidecarConfig,
-    certs: CertStore | None,
-    *,
-    reuse_port: bool = False,
-    stop: asyncio.Event | None = None,
-) -> None:
-    stop = stop or asyncio.Event()
+def stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    settings = proxy_settings(config)
-    upstream = Upstream(config.upstream, settings)
-    context: ssl.SSLContext | None = certs.front_context() if certs else None
-    host, port = config.listen
-    proxy = ProxyServer(
-        settings,
-        lambda _exchange, attempt: upstream if attempt == 0 else None,
-        client_subject=subject_of if config.client_ca_file else None,
-    )
-    tunnels: set[TunnelClient] = set()
-    server: asyncio.AbstractServer
-    if config.mode == "tcp":
-        server = await loop.create_server(
-            lambda: TunnelClient(upstream, tunnels),
-            host,
-            port,
-            ssl=context,
-            reuse_port=reuse_port or None,
-            backlog=4096,
+
+
+class Listener:
+    """The client-facing side of one process: the proxy (or the tcp tunnel) on --listen."""
+
+    def __init__(self, config: SidecarConfig, certs: CertStore | None) -> None:
+        self.config = config
+        self.certs = certs
+        self.upstream = Upstream(config.upstream, proxy_settings(config))
+        self.proxy = ProxyServer(
+            self.upstream.settings,
+            lambda _exchange, attempt: self.upstream if attempt == 0 else None,
+            client_subject=subject_of if config.client_ca_file else None,
         )
-    else:
-        server = await proxy.listen(host, port, ssl_context=context, reuse_port=reuse_port)
-    health = Health(check=UpstreamProbe(upstream))
+        self.tunnels: set[TunnelClient] = set()
+        self.server: asyncio.AbstractServer | None = None
+        self.watcher: asyncio.Future[None] | None = None
+
+    async def start(self, reuse_port: bool) -> None:
+        config = self.config
+        host, port = config.listen
+        wrap: Wrap | None = None
+        if self.certs is not None:
+            context = self.certs.front_context()
+            failures = self.proxy.stats.handshake_failures
+
+            def wrap(factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+                return tls_acceptor(factory, context, failures)
+
+        if config.mode == "tcp":
+            factory: Callable[[], asyncio.Protocol] = lambda: TunnelClient(  # noqa: E731
+                self.upstream, self.tunnels
+            )
+            loop = asyncio.get_running_loop()
+            self.server = await loop.create_server(
+                wrap(factory) if wrap else factory,
+                host,
+                port,
+                reuse_port=reuse_port or None,
+                backlog=4096,
+            )
+        else:
+            self.server = await self.proxy.listen(host, port, reuse_port=reuse_port, wrap=wrap)
+        if self.certs is not None:
+            self.watcher = asyncio.ensure_future(self.certs.watch(config.cert_check_interval))
+
+    async def drain(self) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
+        if self.config.mode == "tcp":
+            if self.server is not None:
+                self.server.close()
+            for tunnel in list(self.tunnels):
+                if tunnel.transport is not None:
+                    tunnel.transport.close()
+        else:
+            await self.proxy.drain(self.config.drain_timeout)
+        self.upstream.close()
+
+
+async def serve_admin(
+    config: SidecarConfig, health: Health, stats: Callable[[], ProxyStats], certs: CertStore | None
+) -> list[web.AppRunner]:
     runners = [
-        await start_site(admin_app(health, registry_for(proxy.stats, certs)), *config.admin_listen)
+        await start_site(admin_app(health, registry_for(stats, certs)), *config.admin_listen)
     ]
     if config.redirect_listen:
         runners.append(
             await start_site(redirect_app(config.redirect_https_port), *config.redirect_listen)
         )
-    watcher = asyncio.ensure_future(certs.watch(config.cert_check_interval)) if certs else None
+    return runners
+
+
+async def run(
+    config: SidecarConfig, certs: CertStore | None, stop: asyncio.Event | None = None
+) -> None:
+    """One process: listener and admin port together."""
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+    listener = Listener(config, certs)
+    await listener.start(reuse_port=False)
+    health = Health(check=UpstreamProbe(listener.upstream))
+    runners = await serve_admin(config, health, lambda: listener.proxy.stats, certs)
     health.ready = True
     log.info(
         "listening on %s:%d (%s, %s) → %s; admin on %s:%d",
-        host,
-        port,
+        *config.listen,
         "plain HTTP" if config.plain else "TLS",
         config.mode,
         config.upstream,
         *config.admin_listen,
     )
     await stop.wait()
-
     health.ready = False  # unready at once; then stop accepting and drain
     log.info("shutting down: draining for up to %.0fs", config.drain_timeout)
-    if watcher is not None:
-        watcher.cancel()
-    if config.mode == "tcp":
-        server.close()
-        for tunnel in list(tunnels):
-            if tunnel.transport is not None:
-                tunnel.transport.close()
-    else:
-        await proxy.drain(config.drain_timeout)
+    await listener.drain()
     for runner in runners:
         await runner.cleanup()
-    upstream.close()
+    log.info("stopped")
+
+
+def worker_main(config: SidecarConfig) -> Callable[[int, int], int]:
+    """What each forked worker runs: the listener on the shared port, reporting counters."""
+
+    def main(index: int, report_fd: int) -> int:
+        install_fast_loop()
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            stop_on_signals(stop)
+            listener = Listener(config, load_certs(config))
+            await listener.start(reuse_port=True)
+            reporter = asyncio.ensure_future(
+                report_forever(report_fd, lambda: listener.proxy.stats.snapshot())
+            )
+            await stop.wait()
+            await listener.drain()
+            reporter.cancel()
+
+        asyncio.run(serve())
+        return 0
+
+    return main
+
+
+async def supervise(config: SidecarConfig, certs: CertStore | None) -> None:
+    """--workers N: fork the workers, serve the admin port for all of them."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    workers = Workers(config.workers, worker_main(config))
+    workers.start()
+    supervisor = asyncio.ensure_future(workers.supervise())
+    upstream = Upstream(config.upstream, proxy_settings(config))
+    health = Health(
+        check=UpstreamProbe(
+            upstream, also=lambda: None if workers.alive() else "a worker is restarting"
+        )
+    )
+    runners = await serve_admin(
+        config, health, lambda: ProxyStats.merged(workers.reports.values()), certs
+    )
+    watcher = asyncio.ensure_future(certs.watch(config.cert_check_interval)) if certs else None
+    health.ready = True
+    log.info(
+        "%d workers on %s:%d → %s; admin on %s:%d",
+        config.workers,
+        *config.listen,
+        config.upstream,
+        *config.admin_listen,
+    )
+    await stop.wait()
+    health.ready = False
+    log.info("shutting down: draining the workers for up to %.0fs", config.drain_timeout)
+    supervisor.cancel()
+    if watcher is not None:
+        watcher.cancel()
+    await workers.stop(config.drain_timeout + 2.0)
+    for runner in runners:
+        await runner.cleanup()
     log.info("stopped")

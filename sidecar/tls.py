@@ -13,8 +13,10 @@ import fnmatch
 import logging
 import os
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -188,3 +190,92 @@ def subject_of(transport: asyncio.BaseTransport) -> bytes | None:
     text = ",".join(f"{short.get(k, k)}={v}" for k, v in (p.split("=", 1) for p in parts))
     # Header values must not carry CR/LF; a subject with them is refused outright.
     return text.encode("utf-8") if "\r" not in text and "\n" not in text else None
+
+
+# Handshake failures by reason, with a bounded set of labels.
+HANDSHAKE_REASONS = {
+    "UNSUPPORTED_PROTOCOL": "protocol_version",
+    "WRONG_VERSION_NUMBER": "protocol_version",
+    "TLSV1_ALERT_PROTOCOL_VERSION": "protocol_version",
+    "HTTP_REQUEST": "plain_http",
+    "NO_SHARED_CIPHER": "no_shared_cipher",
+    "NO_SUITABLE_KEY_SHARE": "no_shared_cipher",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "client_cert_missing",
+    "CERTIFICATE_VERIFY_FAILED": "client_cert_invalid",
+}
+HANDSHAKE_LABELS = (
+    *sorted(set(HANDSHAKE_REASONS.values())),
+    "rejected_by_client",
+    "timeout",
+    "reset",
+    "other",
+)
+
+
+def handshake_failure(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or ""
+        if reason in HANDSHAKE_REASONS:
+            return HANDSHAKE_REASONS[reason]
+        if "ALERT" in reason:
+            return "rejected_by_client"  # the client refused our certificate, most often
+        return "other"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, (ConnectionError, EOFError, OSError)):
+        return "reset"
+    return "other"
+
+
+class TlsAccept(asyncio.Protocol):
+    """Accepts a TCP connection, runs the TLS handshake, then hands the TLS transport to the
+    real protocol. Doing the handshake here (loop.start_tls) rather than in create_server is
+    what lets a failed handshake be counted by its reason: the loop reports those nowhere."""
+
+    def __init__(
+        self,
+        factory: Callable[[], asyncio.Protocol],
+        context: ssl.SSLContext,
+        failures: dict[str, int],
+        timeout: float,
+    ) -> None:
+        self.factory = factory
+        self.context = context
+        self.failures = failures
+        self.timeout = timeout
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        tcp = cast(asyncio.Transport, transport)
+        tcp.pause_reading()  # the ClientHello must reach the TLS layer, not this protocol
+        self.task = asyncio.ensure_future(self._handshake(tcp))
+
+    async def _handshake(self, tcp: asyncio.Transport) -> None:
+        app = self.factory()
+        loop = asyncio.get_running_loop()
+        try:
+            tls = await loop.start_tls(
+                tcp, app, self.context, server_side=True, ssl_handshake_timeout=self.timeout
+            )
+        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
+            label = handshake_failure(exc)
+            self.failures[label] = self.failures.get(label, 0) + 1
+            log.debug("TLS handshake failed (%s): %s", label, exc)
+            tcp.abort()
+            return
+        if tls is None:
+            return
+        app.connection_made(tls)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+
+def tls_acceptor(
+    factory: Callable[[], asyncio.Protocol],
+    context: ssl.SSLContext,
+    failures: dict[str, int],
+    timeout: float = 10.0,
+) -> Callable[[], asyncio.Protocol]:
+    return lambda: TlsAccept(factory, context, failures, timeout)

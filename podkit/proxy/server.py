@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import ssl
 import time
 from collections.abc import Callable
 from time import monotonic
@@ -26,6 +25,7 @@ access = logging.getLogger("access")
 # attempt (0 first, then each retry), or None when there is none left to try.
 Pick = Callable[[Exchange, int], Upstream | None]
 SubjectOf = Callable[[asyncio.Transport], bytes | None]
+Wrap = Callable[[Callable[[], asyncio.Protocol]], Callable[[], asyncio.Protocol]]
 
 
 class ProxyServer:
@@ -91,19 +91,18 @@ class ProxyServer:
         host: str,
         port: int,
         *,
-        ssl_context: ssl.SSLContext | None = None,
         reuse_port: bool = False,
-        handshake_timeout: float = 10.0,
+        wrap: Wrap | None = None,
     ) -> asyncio.AbstractServer:
+        """Listen on host:port; `wrap` may put a layer (TLS) under each client connection."""
         loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.Protocol] = lambda: ClientConnection(self)  # noqa: E731
         server = await loop.create_server(
-            lambda: ClientConnection(self),
+            wrap(factory) if wrap else factory,
             host,
             port,
-            ssl=ssl_context,
             reuse_port=reuse_port or None,
             backlog=4096,
-            ssl_handshake_timeout=handshake_timeout if ssl_context else None,
         )
         self._servers.append(server)
         if self._sweeper is None:

@@ -5,7 +5,8 @@ more than the request's whole budget of a few µs)."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -51,6 +52,7 @@ class ProxyStats:
         self.connections_total = 0
         self.upstream_errors: dict[str, int] = {}
         self.rejected: dict[str, int] = {}  # requests the engine refused itself, by reason
+        self.handshake_failures: dict[str, int] = {}  # TLS, filled by the service that does it
 
     def request(self, method: bytes, status: int, seconds: float) -> None:
         key = (method.decode() if method in METHODS else "other", str(status))
@@ -62,6 +64,41 @@ class ProxyStats:
 
     def reject(self, reason: str) -> None:
         self.rejected[reason] = self.rejected.get(reason, 0) + 1
+
+    # Workers send snapshots to the supervisor, which adds them up.
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": [[m, c, n] for (m, c), n in self.requests.items()],
+            "duration": self.duration.counts,
+            "duration_total": self.duration.total,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "connections_active": self.connections_active,
+            "connections_total": self.connections_total,
+            "upstream_errors": self.upstream_errors,
+            "rejected": self.rejected,
+            "handshake_failures": self.handshake_failures,
+        }
+
+    @classmethod
+    def merged(cls, snapshots: Iterable[dict[str, Any]]) -> ProxyStats:
+        total = cls()
+        for snap in snapshots:
+            for method, code, n in snap["requests"]:
+                total.requests[(method, code)] = total.requests.get((method, code), 0) + n
+            total.duration.counts = [
+                a + b for a, b in zip(total.duration.counts, snap["duration"], strict=True)
+            ]
+            total.duration.total += snap["duration_total"]
+            for name in ("bytes_in", "bytes_out", "connections_active", "connections_total"):
+                setattr(total, name, getattr(total, name) + snap[name])
+            for kind, n in snap["upstream_errors"].items():
+                total.upstream_errors[kind] = total.upstream_errors.get(kind, 0) + n
+            for reason, n in snap["rejected"].items():
+                total.rejected[reason] = total.rejected.get(reason, 0) + n
+            for reason, n in snap["handshake_failures"].items():
+                total.handshake_failures[reason] = total.handshake_failures.get(reason, 0) + n
+        return total
 
     def families(self, prefix: str) -> Iterator[Metric]:
         requests = CounterMetricFamily(
