@@ -244,11 +244,37 @@ class TlsAccept(asyncio.Protocol):
         self.failures = failures
         self.timeout = timeout
         self.task: asyncio.Task[None] | None = None
+        self.early = bytearray()  # read before the TLS layer was in place
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         tcp = cast(asyncio.Transport, transport)
-        tcp.pause_reading()  # the ClientHello must reach the TLS layer, not this protocol
+        tcp.pause_reading()
         self.task = asyncio.ensure_future(self._handshake(tcp))
+        # uvloop may already have read the ClientHello (it arrives here, in data_received).
+        # start_tls installs its TLS protocol, then calls its connection_made and resumes
+        # reading, each with call_soon; one call_soon later those have run, and the early
+        # bytes go to the TLS protocol before anything newly read.
+        loop = asyncio.get_running_loop()
+        loop.call_soon(loop.call_soon, self._hand_over, tcp)
+
+    def data_received(self, data: bytes) -> None:
+        self.early += data
+
+    def _hand_over(self, tcp: asyncio.Transport) -> None:
+        if not self.early or tcp.is_closing():
+            return
+        tls_protocol = tcp.get_protocol()
+        if tls_protocol is self:
+            return
+        data, self.early = bytes(self.early), bytearray()
+        # Both loops' TLS protocols are buffered protocols (uvloop's without subclassing).
+        view = memoryview(data)
+        while view:
+            buf = tls_protocol.get_buffer(len(view))  # type: ignore[attr-defined]
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            tls_protocol.buffer_updated(n)  # type: ignore[attr-defined]
+            view = view[n:]
 
     async def _handshake(self, tcp: asyncio.Transport) -> None:
         app = self.factory()

@@ -116,6 +116,15 @@ class ProxyServer:
             now = monotonic()
             for conn in list(self.connections):
                 conn.check(now)
+                transport = conn.transport
+                if (
+                    transport is not None
+                    and transport.is_closing()
+                    and (transport.get_write_buffer_size() == 0)
+                ):
+                    # Closed with nothing left to send, yet connection_lost never came: a
+                    # TLS layer that lost its peer mid-handshake can fail to report it.
+                    self.closed_connection(conn)
             for upstream in list(ALL_UPSTREAMS):
                 upstream.sweep(now)
 
