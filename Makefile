@@ -48,8 +48,9 @@ up: host images ## run the demo: the sidecar and adapter pods, and Prometheus
 down: ## stop the demo and remove its containers, networks and volumes
 	$(COMPOSE) down --volumes --remove-orphans
 
-bench: host install ## the adapter against redis_exporter on a loaded Redis (side by side)
+bench: host install ## side by side: the adapter vs redis_exporter, the sidecar vs nginx and HAProxy
 	$(PY) bench/adapter_bench.py
+	$(PY) bench/proxy_bench.py --scenario sidecar
 
 lint: install ## ruff, mypy, hadolint and yamllint
 	$(VENV)/bin/ruff check podkit adapter sidecar echoserver tests bench

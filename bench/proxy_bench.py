@@ -242,6 +242,10 @@ def nginx_proxy(tmp: Path, scenario: Scenario, port: int, upstreams: list[int], 
             proxy_pass http://b;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            # What a team puts in front of an app (and what ours always sends).
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
         }}
     }}"""
     return nginx_proc(tmp, "nginx", nginx_conf(tmp, "nginx", block))
@@ -276,6 +280,9 @@ frontend fe
 
 backend be
     http-reuse always
+    option forwardfor
+    http-request set-header X-Forwarded-Proto {"https" if scenario == "sidecar" else "http"}
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
 {servers}"""
     )
     return Proc("haproxy", [HAPROXY, "-db", "-f", str(conf)], tmp / "haproxy.log")

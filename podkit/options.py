@@ -40,6 +40,7 @@ class OptionSpec:
     secret: bool = False
     is_bool: bool = False
     metavar: str | None = None
+    multiple: bool = False  # a repeatable flag; the variable holds one item per line or comma
 
 
 def option(
@@ -52,11 +53,26 @@ def option(
     aliases: Sequence[str] = (),
     secret: bool = False,
     metavar: str | None = None,
+    multiple: bool = False,
 ) -> Any:
-    """A dataclass field that is also a command-line flag and an environment variable."""
+    """A dataclass field that is also a command-line flag and an environment variable.
+
+    An `env` of the form "*_NAME" takes the class's ENV_PREFIX ("SIDECAR" → SIDECAR_NAME), so
+    options shared by several services are declared once.
+    """
     is_bool = parse is parse_bool
-    spec = OptionSpec(env, help, parse, flag, tuple(aliases), secret, is_bool, metavar)
+    spec = OptionSpec(env, help, parse, flag, tuple(aliases), secret, is_bool, metavar, multiple)
     return field(default=default, metadata={"option": spec})
+
+
+def env_name(cls: type[Any], spec: OptionSpec) -> str:
+    if spec.env.startswith("*_"):
+        return f"{cls.ENV_PREFIX}{spec.env[1:]}"
+    return spec.env
+
+
+def split_items(text: str) -> list[str]:
+    return [item.strip() for line in text.splitlines() for item in line.split(",") if item.strip()]
 
 
 def parse_bool(text: str) -> bool:
@@ -91,6 +107,16 @@ def parse_duration(text: str) -> float:
     if not seconds >= 0:
         raise OptionError(f"a duration cannot be negative, got {text!r}")
     return seconds
+
+
+def parse_choice(*choices: str) -> Callable[[str], Any]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise OptionError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return value
+
+    return parse
 
 
 def parse_host_port(default_host: str = "0.0.0.0") -> Callable[[str], tuple[str, int]]:
@@ -128,11 +154,13 @@ def build_parser(cls: type[Any], prog: str, description: str) -> argparse.Argume
         kwargs: dict[str, Any] = {
             "dest": f.name,
             "default": None,
-            "help": f"{spec.help} [env {spec.env}]{shown_default}",
+            "help": f"{spec.help} [env {env_name(cls, spec)}]{shown_default}",
             "metavar": spec.metavar,
         }
         if spec.is_bool:
             kwargs.update(nargs="?", const="true", metavar="BOOL")
+        if spec.multiple:
+            kwargs.update(action="append", help=kwargs["help"] + " (repeatable)")
         parser.add_argument(flag_name(f), *spec.aliases, **kwargs)
     return parser
 
@@ -159,20 +187,25 @@ def load(
             continue
         raw = getattr(args, f.name)
         source = flag_name(f)
-        if raw is None and spec.env in environ:
-            raw, source = environ[spec.env], f"${spec.env}"
+        env = env_name(cls, spec)
+        if raw is None and env in environ:
+            raw, source = environ[env], f"${env}"
+            if spec.multiple:
+                raw = split_items(raw)
         if raw is None:
             continue
+        items = raw if spec.multiple else [raw]
         try:
-            values[f.name] = spec.parse(raw)
+            parsed = [spec.parse(item) for item in items]
         except (OptionError, ValueError) as exc:
             # A parser's message may quote the value: for secrets, say nothing of it.
             shown, why = ("<redacted>", "not a valid value") if spec.secret else (repr(raw), exc)
             parser.exit(
                 2,
-                f"{prog}: invalid value {shown} for {flag_name(f)} / {spec.env} "
+                f"{prog}: invalid value {shown} for {flag_name(f)} / {env} "
                 f"(from {source}): {why}\n",
             )
+        values[f.name] = tuple(parsed) if spec.multiple else parsed[0]
     try:
         config = cls(**values)
     except (OptionError, ValueError) as exc:
@@ -183,7 +216,7 @@ def load(
 def describe(cls: type[Any], name: str) -> str:
     """'--flag / ENV_NAME' for a field, for error messages about that option."""
     f = next(f for f in dataclasses.fields(cls) if f.name == name)
-    return f"{flag_name(f)} / {f.metadata['option'].env}"
+    return f"{flag_name(f)} / {env_name(cls, f.metadata['option'])}"
 
 
 def env_table(cls: type[Any]) -> list[tuple[str, str, str, str]]:
@@ -193,7 +226,7 @@ def env_table(cls: type[Any]) -> list[tuple[str, str, str, str]]:
         spec: OptionSpec | None = f.metadata.get("option")
         if spec is not None:
             default = "" if spec.secret else str(f.default)
-            rows.append((flag_name(f), spec.env, default, spec.help))
+            rows.append((flag_name(f), env_name(cls, spec), default, spec.help))
     return rows
 
 

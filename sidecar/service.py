@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -32,22 +33,12 @@ READY_CACHE_SECONDS = 1.0
 
 
 def proxy_settings(config: SidecarConfig) -> ProxySettings:
-    return ProxySettings(
-        max_header_size=config.max_header_size,
-        max_body_size=config.max_body_size,
-        header_timeout=config.header_timeout,
-        body_timeout=config.body_timeout,
-        keepalive_timeout=config.keepalive_timeout,
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
+    settings = config.proxy_settings(
         scheme=b"http" if config.plain else b"https",
-        trusted_proxies=config.trusted_proxies,
-        forwarded=config.forwarded,
-        via=b"1.1 sidecar" if config.via else b"",
-        hsts=f"max-age={config.hsts}".encode() if config.hsts else b"",
+        via_name="sidecar",
         client_subject_header=config.client_subject_header.lower().encode(),
-        access_log=config.access_log,
     )
+    return replace(settings, hsts=f"max-age={config.hsts}".encode() if config.hsts else b"")
 
 
 def load_certs(config: SidecarConfig) -> CertStore | None:
