@@ -53,7 +53,7 @@ bench: host install ## side by side: the adapter vs redis_exporter, the sidecar 
 	$(PY) bench/proxy_bench.py --scenario sidecar
 
 lint: install ## ruff, mypy, hadolint and yamllint
-	$(VENV)/bin/ruff check podkit adapter sidecar echoserver tests bench
+	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
 	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/

@@ -52,6 +52,7 @@ class Exchange:
         "method",
         "out",
         "out_size",
+        "pick_state",
         "replay",
         "replay_size",
         "request_complete",
@@ -88,6 +89,7 @@ class Exchange:
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.attempt = 0
+        self.pick_state: object = None  # the picker's own per-request notes (peers tried)
         self.fresh = False  # retry on a new connection to the same upstream
         self.canned: bytes | None = None  # answered by the proxy itself
         self.canned_status = 0
@@ -142,10 +144,7 @@ class Exchange:
         else:
             upstream = self.client.server.pick(self, self.attempt)
         if upstream is None:
-            self.fail(
-                responses.BAD_GATEWAY if self.attempt else responses.UNAVAILABLE,
-                502 if self.attempt else 503,
-            )
+            self.fail(responses.BAD_GATEWAY if self.attempt else responses.NO_UPSTREAM, 502)
             return
         self.upstream = upstream
         conn = None if self.fresh else upstream.take_idle()
@@ -340,7 +339,7 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.active -= 1
             if self.upstream.on_success is not None:
-                self.upstream.on_success(self.upstream)
+                self.upstream.on_success(self.upstream, self.status, time.monotonic() - self.started)
         self._finish()
 
     def flush(self) -> None:

@@ -24,5 +24,5 @@ HEADERS_TOO_LARGE = canned(431, "the request head is larger than the limit")
 BAD_GATEWAY = canned(502, "the upstream could not be reached")
 BAD_GATEWAY_RESPONSE = canned(502, "the upstream sent an invalid response")
 GATEWAY_TIMEOUT = canned(504, "the upstream did not answer in time")
-UNAVAILABLE = canned(503, "no upstream is available")
+NO_UPSTREAM = canned(502, "no live upstream: every upstream is down or failing")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

@@ -58,7 +58,7 @@ class Upstream:
         self.active = 0  # exchanges in flight (least_conn counts these)
         # Hooks for a balancer's passive health checks; the sidecar leaves them as they are.
         self.on_failure: Callable[[Upstream, str], None] | None = None
-        self.on_success: Callable[[Upstream], None] | None = None
+        self.on_success: Callable[[Upstream, int, float], None] | None = None
 
     def __repr__(self) -> str:
         return f"Upstream({self.url})"

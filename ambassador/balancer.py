@@ -1,0 +1,234 @@
+"""Choosing a peer: nginx's round robin (ngx_http_upstream_round_robin.c), least_conn and
+consistent hashing, with nginx's passive health (max_fails within fail_timeout).
+
+The round robin reproduces nginx's pick sequence exactly: every peer's current_weight grows
+by its effective_weight, the largest wins and pays the total back; a failure lowers the
+effective weight by weight/max_fails, and each pick earns one point of it back.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from podkit.proxy.exchange import Exchange
+from podkit.proxy.stats import Histogram
+from podkit.proxy.upstream import Upstream
+
+Method = Literal["round_robin", "least_conn", "hash"]
+Clock = Callable[[], float]
+
+
+@dataclass(eq=False)
+class Peer:
+    """One upstream address with nginx's per-peer state."""
+
+    name: str  # as configured: server1:80 (several peers share it when DNS gives several IPs)
+    upstream: Upstream
+    weight: int = 1
+    max_fails: int = 1
+    fail_timeout: float = 10.0
+    backup: bool = False
+    down: bool = False
+    max_conns: int = 0
+    # nginx's state
+    current_weight: int = 0
+    effective_weight: int = 0
+    fails: int = 0
+    accessed: float = 0.0
+    checked: float = 0.0
+    healthy: bool = True  # the active health check's verdict; True without checks
+    # what the metrics show
+    responses: dict[int, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    latency: Histogram = field(default_factory=Histogram)
+
+    def __post_init__(self) -> None:
+        self.effective_weight = self.weight
+
+    @property
+    def conns(self) -> int:
+        return self.upstream.active
+
+    def available(self, now: float) -> bool:
+        """Up by configuration, by health check, by max_fails and by max_conns."""
+        if self.down or not self.healthy:
+            return False
+        if (
+            self.max_fails
+            and self.fails >= self.max_fails
+            and now - self.checked <= self.fail_timeout
+        ):
+            return False
+        return not (self.max_conns and self.conns >= self.max_conns)
+
+
+class Tried:
+    """The peers one request has tried (nginx's rrp->tried bitmap)."""
+
+    __slots__ = ("backup", "peers")
+
+    def __init__(self) -> None:
+        self.peers: set[int] = set()
+        self.backup = False
+
+
+class Balancer:
+    def __init__(
+        self,
+        peers: list[Peer],
+        method: Method = "round_robin",
+        hash_key: Callable[[Exchange], bytes] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.primary = [p for p in peers if not p.backup]
+        self.backup = [p for p in peers if p.backup]
+        self.method = method
+        self.hash_key = hash_key
+        self.clock = clock
+        self.ring = HashRing(self.primary) if method == "hash" else None
+        for peer in peers:
+            peer.upstream.on_failure = self._failed
+            peer.upstream.on_success = self._succeeded
+        self._by_upstream = {id(p.upstream): p for p in peers}
+
+    @property
+    def peers(self) -> list[Peer]:
+        return self.primary + self.backup
+
+    # -- picking ----------------------------------------------------------------------------
+    def pick(self, tried: Tried, exchange: Exchange | None = None) -> Peer | None:
+        now = self.clock()
+        group = self.backup if tried.backup else self.primary
+        peer = self._pick_in(group, tried, now, exchange)
+        if peer is None and not tried.backup and self.backup:
+            # nginx moves to the backup servers when no primary one is left for this request
+            tried.backup = True
+            tried.peers.clear()
+            peer = self._pick_in(self.backup, tried, now, exchange)
+        if peer is not None:
+            tried.peers.add(id(peer))
+        return peer
+
+    def _pick_in(
+        self, group: list[Peer], tried: Tried, now: float, exchange: Exchange | None
+    ) -> Peer | None:
+        if not group:
+            return None
+        if len(group) == 1:  # nginx: a single server is never taken out by max_fails
+            peer = group[0]
+            if peer.down or not peer.healthy or id(peer) in tried.peers:
+                return None
+            if peer.max_conns and peer.conns >= peer.max_conns:
+                return None
+            return peer
+        if (
+            self.method == "hash"
+            and self.ring is not None
+            and exchange is not None
+            and not tried.backup
+            and self.hash_key is not None
+        ):
+            hashed = self.ring.find(self.hash_key(exchange), tried, now)
+            if hashed is not None:
+                return hashed  # nginx falls back to round robin after 20 failed hash lookups
+        if self.method == "least_conn":
+            return self._least_conn(group, tried, now)
+        return self._round_robin(group, tried, now)
+
+    def _round_robin(self, group: list[Peer], tried: Tried, now: float) -> Peer | None:
+        best: Peer | None = None
+        total = 0
+        for peer in group:
+            if id(peer) in tried.peers or not peer.available(now):
+                continue
+            peer.current_weight += peer.effective_weight
+            total += peer.effective_weight
+            if peer.effective_weight < peer.weight:
+                peer.effective_weight += 1
+            if best is None or peer.current_weight > best.current_weight:
+                best = peer
+        if best is None:
+            return None
+        best.current_weight -= total
+        if now - best.checked > best.fail_timeout:
+            best.checked = now
+        return best
+
+    def _least_conn(self, group: list[Peer], tried: Tried, now: float) -> Peer | None:
+        # Fewest conns/weight wins; ties are broken by round robin among the tied (nginx).
+        candidates = [p for p in group if id(p) not in tried.peers and p.available(now)]
+        if not candidates:
+            return None
+        best = candidates[0]
+        for peer in candidates[1:]:
+            if peer.conns * best.weight < best.conns * peer.weight:
+                best = peer
+        tied = [p for p in candidates if p.conns * best.weight == best.conns * p.weight]
+        if len(tied) == 1:
+            if now - best.checked > best.fail_timeout:
+                best.checked = now
+            return best
+        return self._round_robin(tied, Tried(), now)
+
+    # -- feedback (ngx_http_upstream_free_round_robin_peer) ------------------------------------
+    def _failed(self, upstream: Upstream, kind: str) -> None:
+        peer = self._by_upstream.get(id(upstream))
+        if peer is None:
+            return
+        peer.failures[kind] = peer.failures.get(kind, 0) + 1
+        now = self.clock()
+        peer.fails += 1
+        peer.accessed = now
+        peer.checked = now
+        if peer.max_fails:
+            peer.effective_weight -= peer.weight // peer.max_fails
+        peer.effective_weight = max(peer.effective_weight, 0)
+
+    def _succeeded(self, upstream: Upstream, status: int, seconds: float) -> None:
+        peer = self._by_upstream.get(id(upstream))
+        if peer is None:
+            return
+        peer.responses[status] = peer.responses.get(status, 0) + 1
+        peer.latency.observe(seconds)
+        if peer.accessed < peer.checked:
+            peer.fails = 0
+
+    def any_available(self) -> bool:
+        now = self.clock()
+        return any(p.available(now) for p in self.peers)
+
+
+class HashRing:
+    """Consistent hashing in the manner of nginx's `hash $key consistent`: 160 points per unit
+    of weight on a CRC32 ring; a key goes to the first available peer clockwise."""
+
+    POINTS_PER_WEIGHT = 160
+    TRIES = 20
+
+    def __init__(self, peers: list[Peer]) -> None:
+        points: list[tuple[int, int]] = []
+        for index, peer in enumerate(peers):
+            base = zlib.crc32(peer.upstream.url.encode())  # one point set per address
+            prev = 0
+            for _ in range(self.POINTS_PER_WEIGHT * peer.weight):
+                prev = zlib.crc32(prev.to_bytes(4, "little"), base)
+                points.append((prev, index))
+        points.sort()
+        self.hashes = [h for h, _ in points]
+        self.owners = [i for _, i in points]
+        self.peers = peers
+
+    def find(self, key: bytes, tried: Tried, now: float) -> Peer | None:
+        if not self.hashes:
+            return None
+        start = bisect.bisect_left(self.hashes, zlib.crc32(key))
+        for step in range(min(self.TRIES, len(self.hashes))):
+            peer = self.peers[self.owners[(start + step) % len(self.hashes)]]
+            if id(peer) not in tried.peers and peer.available(now):
+                return peer
+        return None

@@ -1,0 +1,243 @@
+"""The ambassador assembled: the listener on the shared engine with a balancer as its `pick`,
+DNS re-resolution, active health checks, config reload (file change or SIGHUP), and the
+admin port with /upstreams; runs until SIGTERM, then drains."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from collections.abc import Callable
+from http.cookies import SimpleCookie
+from time import monotonic
+
+from aiohttp import web
+
+from ambassador.balancer import Balancer, Tried
+from ambassador.config import AmbassadorConfig, UpstreamGroup
+from ambassador.health import HealthChecker
+from ambassador.metrics import registry_for
+from ambassador.peers import Addresses, build_peers, resolve
+from podkit.admin import admin_app
+from podkit.health import Health
+from podkit.options import OptionError
+from podkit.proxy import ProxyServer, Upstream
+from podkit.proxy.exchange import Exchange
+
+log = logging.getLogger("ambassador")
+
+
+def hash_key(spec: str) -> Callable[[Exchange], bytes]:
+    """The request's key for --method hash: the client's address, a header or a cookie."""
+    kind, _, name = spec.partition(":")
+    if kind == "header":
+        wanted = name.lower().encode()
+        return lambda ex: next((v for n, v in ex.headers if n.lower() == wanted), b"")
+    if kind == "cookie":
+
+        def cookie(ex: Exchange) -> bytes:
+            for n, v in ex.headers:
+                if n.lower() == b"cookie":
+                    morsel = SimpleCookie(v.decode("latin-1")).get(name)
+                    if morsel is not None:
+                        return morsel.value.encode()
+            return b""
+
+        return cookie
+    return lambda ex: ex.client.peer.encode()
+
+
+class Ambassador:
+    def __init__(self, config: AmbassadorConfig) -> None:
+        self.config = config
+        self.settings = config.proxy_settings(scheme=b"http", via_name="ambassador")
+        self.group = config.group()
+        self.addresses: Addresses = {}
+        self.balancer = Balancer([])
+        self.proxy = ProxyServer(
+            self.settings, self.pick, retry_non_idempotent=config.next_upstream_non_idempotent
+        )
+        self.health_task: asyncio.Future[None] | None = None
+        self._config_signature: tuple[int, int] | None = None
+        self._lock = asyncio.Lock()
+
+    # -- the engine's seam ------------------------------------------------------------------
+    def pick(self, exchange: Exchange, attempt: int) -> Upstream | None:
+        tried = exchange.pick_state
+        if not isinstance(tried, Tried):
+            tried = exchange.pick_state = Tried()
+        limit = self.config.next_upstream_tries
+        if attempt and limit and attempt >= limit:
+            return None
+        deadline = self.config.next_upstream_timeout
+        if attempt and deadline and monotonic() - exchange.started > deadline:
+            return None
+        peer = self.balancer.pick(tried, exchange)
+        return peer.upstream if peer is not None else None
+
+    # -- applying an upstream group ------------------------------------------------------------
+    async def apply(self, group: UpstreamGroup, addresses: Addresses | None = None) -> None:
+        if addresses is None:
+            addresses = await resolve(group.servers, self.addresses)
+        peers = build_peers(group.servers, addresses, self.settings, old=self.balancer.peers)
+        key = hash_key(group.hash_key) if group.method == "hash" else None
+        self.balancer = Balancer(peers, group.method, hash_key=key)
+        changed_health = (
+            group.health_path,
+            group.health_interval,
+            group.health_timeout,
+            group.health_rise,
+            group.health_fall,
+        ) != (
+            self.group.health_path,
+            self.group.health_interval,
+            self.group.health_timeout,
+            self.group.health_rise,
+            self.group.health_fall,
+        )
+        self.group, self.addresses = group, addresses
+        if changed_health or self.health_task is None:
+            self._restart_health_checks()
+
+    def _restart_health_checks(self) -> None:
+        if self.health_task is not None:
+            self.health_task.cancel()
+            self.health_task = None
+        group = self.group
+        if group.health_path:
+            checker = HealthChecker(
+                lambda: self.balancer.peers,
+                group.health_path,
+                group.health_interval,
+                group.health_timeout,
+                group.health_rise,
+                group.health_fall,
+            )
+            self.health_task = asyncio.ensure_future(checker.run())
+        else:
+            for peer in self.balancer.peers:
+                peer.healthy = True
+
+    async def reload(self, why: str) -> None:
+        async with self._lock:
+            try:
+                group = self.config.group()
+            except OptionError as exc:
+                log.error("new configuration rejected (%s), keeping the old one: %s", why, exc)
+                return
+            await self.apply(group)
+            log.info("configuration reloaded (%s): %s", why, describe(self.balancer))
+
+    async def watch_config(self) -> None:
+        path = self.config.config
+        while True:
+            await asyncio.sleep(self.config.config_check_interval)
+            try:
+                st = os.stat(path)  # a ConfigMap update swaps a symlink: inode and mtime change
+            except OSError as exc:
+                log.error("cannot read %s, keeping the configuration: %s", path, exc)
+                continue
+            signature = (st.st_ino, st.st_mtime_ns)
+            if self._config_signature is not None and signature != self._config_signature:
+                await self.reload(f"{path} changed")
+            self._config_signature = signature
+
+    async def resolve_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.resolve_interval)
+            async with self._lock:
+                addresses = await resolve(self.group.servers, self.addresses)
+                if addresses != self.addresses:
+                    log.info("upstream addresses changed: %s", addresses)
+                    await self.apply(self.group, addresses)
+
+    # -- admin -----------------------------------------------------------------------------------
+    def upstreams_json(self) -> list[dict[str, object]]:
+        now = self.balancer.clock()
+        return [
+            {
+                "server": p.name,
+                "address": p.upstream.url,
+                "weight": p.weight,
+                "effective_weight": p.effective_weight,
+                "current_weight": p.current_weight,
+                "backup": p.backup,
+                "down": p.down,
+                "max_fails": p.max_fails,
+                "fail_timeout": p.fail_timeout,
+                "fails": p.fails,
+                "healthy": p.healthy,
+                "available": p.available(now),
+                "active_requests": p.conns,
+                "max_conns": p.max_conns,
+                "responses": {str(k): v for k, v in p.responses.items()},
+                "failures": p.failures,
+            }
+            for p in self.balancer.peers
+        ]
+
+
+def describe(balancer: Balancer) -> str:
+    return (
+        ", ".join(
+            f"{p.upstream.url} weight={p.weight}{' backup' if p.backup else ''}"
+            for p in balancer.peers
+        )
+        or "no peers"
+    )
+
+
+async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    amb = Ambassador(config)
+    await amb.apply(amb.group)
+    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(amb.reload("SIGHUP")))
+    tasks = []
+    if config.config:
+        tasks.append(asyncio.ensure_future(amb.watch_config()))
+    if config.resolve_interval:
+        tasks.append(asyncio.ensure_future(amb.resolve_forever()))
+    host, port = config.listen
+    await amb.proxy.listen(host, port)
+
+    async def ready() -> str | None:
+        return None if amb.balancer.any_available() else "no upstream is available"
+
+    health = Health(check=ready)
+    app = admin_app(health, registry_for(lambda: amb.proxy.stats, lambda: amb.balancer))
+
+    async def upstreams(_request: web.Request) -> web.Response:
+        return web.Response(
+            text=json.dumps(amb.upstreams_json(), indent=2), content_type="application/json"
+        )
+
+    app.router.add_get("/upstreams", upstreams)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, *config.admin_listen, reuse_address=True).start()
+    health.ready = True
+    log.info(
+        "listening on %s:%d → %s (%s); admin on %s:%d",
+        host,
+        port,
+        describe(amb.balancer),
+        amb.group.method,
+        *config.admin_listen,
+    )
+    await stop.wait()
+    health.ready = False
+    log.info("shutting down: draining for up to %.0fs", config.drain_timeout)
+    for task in tasks:
+        task.cancel()
+    if amb.health_task is not None:
+        amb.health_task.cancel()
+    await amb.proxy.drain(config.drain_timeout)
+    await runner.cleanup()
+    for peer in amb.balancer.peers:
+        peer.upstream.close()
+    log.info("stopped")
