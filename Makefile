@@ -37,10 +37,11 @@ test: host install images lint ## lint, then every tier: unit, integration, cont
 test-fast: install ## the unit tier only (seconds, no processes or Docker)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-up: host images ## run the demo: the sidecar and adapter pods, and Prometheus
+up: host images ## run the demo: the sidecar, ambassador and adapter pods, and Prometheus
 	$(COMPOSE) up -d --wait
 	@echo
 	@echo "  sidecar (TLS)    https://localhost:$${SIDECAR_HOST_PORT:-8443}/   (curl -k: self-signed)"
+	@echo "  ambassador       http://localhost:$${AMBASSADOR_HOST_PORT:-8080}/   (3:1 across server1, server2)"
 	@echo "  adapter metrics  http://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics"
 	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=redis_up"
 	@echo "  stop it with     make down"
