@@ -89,14 +89,3 @@ def test_secret_is_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
     from podkit.options import redacted
 
     assert redacted(AdapterConfig(redis_password="hunter2"))["redis_password"] == "<redacted>"
-
-
-def test_readme_lists_every_option() -> None:
-    import dataclasses
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    for f in dataclasses.fields(AdapterConfig):
-        spec = f.metadata["option"]
-        assert f"`{spec.env}`" in readme, spec.env
-        assert f"`--{f.name.replace('_', '-')}`" in readme, f.name
