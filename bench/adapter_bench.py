@@ -30,24 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from interpreter import bench_python  # noqa: E402
 from support.processes import RedisServer, Service, free_port  # noqa: E402
-
-
-def bench_python() -> str:
-    """A venv on Debian's python3 with the runtime lock installed; the shipped interpreter."""
-    venv = ROOT / ".venv-bench"
-    python = venv / "bin" / "python"
-    stamp = venv / ".lock"
-    lock = (ROOT / "requirements.lock").read_text()
-    if not (python.exists() and stamp.exists() and stamp.read_text() == lock):
-        base = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements.lock")],
-            check=True,
-        )
-        stamp.write_text(lock)
-    return str(python)
 
 
 def load(server: RedisServer) -> None:

@@ -41,7 +41,11 @@ from collections import Counter
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from typing import Literal
+
+from interpreter import bench_python
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = "/usr/sbin/nginx"
@@ -301,23 +305,6 @@ def our_proxy(
     argv += ["--admin-listen", f"127.0.0.1:{free_port()}"]
     env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     return Proc("ours", argv, tmp / "ours.log", env=env)
-
-
-def bench_python() -> str:
-    """A venv on Debian's python3 with the runtime lock installed (as bench/adapter_bench.py)."""
-    venv = ROOT / ".venv-bench"
-    python = venv / "bin" / "python"
-    stamp = venv / ".lock"
-    lock = (ROOT / "requirements.lock").read_text()
-    if not (python.exists() and stamp.exists() and stamp.read_text() == lock):
-        base = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        subprocess.run([base, "-m", "venv", "--clear", str(venv)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", "-r", str(ROOT / "requirements.lock")],
-            check=True,
-        )
-        stamp.write_text(lock)
-    return str(python)
 
 
 # --- client side -----------------------------------------------------------------------------
