@@ -14,7 +14,9 @@ import httptools
 from podkit.proxy import responses
 from podkit.proxy.exchange import Exchange
 from podkit.proxy.headers import (
+    MISS,
     H,
+    Miss,
     classify,
     connection_tokens,
     forwarded_pair,
@@ -66,6 +68,7 @@ class ClientConnection(asyncio.Protocol):
         self._fwd: list[bytes] = []
         self._te: list[bytes] = []
         self._upgrade_header = False
+        self._valid_host: bytes | None = None
 
     # -- connection events ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -147,7 +150,9 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.current
         assert exchange is not None
         self.head_size += len(name) + len(value) + 4
-        kind = classify(self.server.request_table, name)
+        kind = self.server.request_table.get(name, MISS)
+        if isinstance(kind, Miss):
+            kind = classify(self.server.request_table, name)
         if kind is None:
             exchange.headers.append((name, value))
         elif kind is H.HOST:
@@ -196,7 +201,9 @@ class ClientConnection(asyncio.Protocol):
             # llhttp takes any digit.digit; and Transfer-Encoding means nothing in HTTP/1.0
             self._refuse(responses.BAD_REQUEST, 400, "malformed")
         elif not valid_target(exchange.method, exchange.url) or (
-            exchange.host is not None and not valid_host(exchange.host)
+            exchange.host is not None
+            and exchange.host != self._valid_host
+            and not valid_host(exchange.host)
         ):
             self._refuse(responses.BAD_REQUEST, 400, "malformed")
         elif self.head_size > settings.max_header_size:
@@ -208,6 +215,7 @@ class ClientConnection(asyncio.Protocol):
         if self.error is not None:
             self._reset_head()
             return
+        self._valid_host = exchange.host  # the next request on this connection likely repeats it
         _close, upgrade, others = connection_tokens(self._connection)
         exchange.upgrade = upgrade and parser.should_upgrade()
         exchange.chunked = is_chunked(self._te)
@@ -393,8 +401,9 @@ class ClientConnection(asyncio.Protocol):
             self.flush()
             self.close()
             return
-        self.resume_reading("pipelined")
-        self.resume_reading("upgrade")
+        if self._paused_for:
+            self.resume_reading("pipelined")
+            self.resume_reading("upgrade")
         if self.queue:
             self.queue[0].start()
         elif self.current is None:

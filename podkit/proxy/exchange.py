@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from podkit.proxy import responses
-from podkit.proxy.headers import H, classify
+from podkit.proxy.headers import MISS, H, Miss, classify
 from podkit.proxy.upstream import Upstream, UpstreamConnection, UpstreamError
 
 if TYPE_CHECKING:
@@ -286,7 +286,9 @@ class Exchange:
         table = client.server.response_table
         content_length = chunked = hsts = False
         for name, value in headers:
-            kind = classify(table, name)
+            kind = table.get(name, MISS)
+            if isinstance(kind, Miss):
+                kind = classify(table, name)
             if kind is None:
                 parts.append(b"%s: %s\r\n" % (name, value))
             elif kind is H.CONTENT_LENGTH:
@@ -339,7 +341,9 @@ class Exchange:
         if self.upstream is not None:
             self.upstream.active -= 1
             if self.upstream.on_success is not None:
-                self.upstream.on_success(self.upstream, self.status, time.monotonic() - self.started)
+                self.upstream.on_success(
+                    self.upstream, self.status, time.monotonic() - self.started
+                )
         self._finish()
 
     def flush(self) -> None:

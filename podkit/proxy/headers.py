@@ -60,17 +60,21 @@ def classifier(strip: bytes) -> dict[bytes, H | None]:
     return {spelling: kind for name, kind in table.items() for spelling in _spellings(name)}
 
 
-_MISS = object()
+class Miss:
+    """The value of `table.get(name, MISS)` for a name not yet in a classifier table."""
+
+
+MISS = Miss()
 CACHE_LIMIT = 4096  # header names remembered as they were spelled; beyond, .lower() each time
 
 
 def classify(table: dict[bytes, H | None], name: bytes) -> H | None:
-    kind = table.get(name, _MISS)
-    if kind is _MISS:
+    kind = table.get(name, MISS)
+    if isinstance(kind, Miss):
         kind = table.get(name.lower())
         if len(table) < CACHE_LIMIT:
             table[name] = kind  # unknown names too: the next time is one lookup
-    return kind  # type: ignore[return-value]
+    return kind
 
 
 def connection_tokens(values: list[bytes]) -> tuple[bool, bool, set[bytes]]:

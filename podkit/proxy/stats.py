@@ -16,9 +16,21 @@ from prometheus_client.core import (
 )
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-METHODS = frozenset(
-    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE"}
-)
+METHODS = {
+    m: m.decode()
+    for m in (
+        b"GET",
+        b"HEAD",
+        b"POST",
+        b"PUT",
+        b"DELETE",
+        b"OPTIONS",
+        b"PATCH",
+        b"CONNECT",
+        b"TRACE",
+    )
+}
+STATUS_TEXT = {code: str(code) for code in range(100, 600)}
 
 
 class Histogram:
@@ -55,7 +67,7 @@ class ProxyStats:
         self.handshake_failures: dict[str, int] = {}  # TLS, filled by the service that does it
 
     def request(self, method: bytes, status: int, seconds: float) -> None:
-        key = (method.decode() if method in METHODS else "other", str(status))
+        key = (METHODS.get(method, "other"), STATUS_TEXT.get(status) or str(status))
         self.requests[key] = self.requests.get(key, 0) + 1
         self.duration.observe(seconds)
 
