@@ -17,7 +17,7 @@ from typing import Literal
 
 from podkit.proxy.exchange import Exchange
 from podkit.proxy.stats import Histogram
-from podkit.proxy.upstream import Upstream
+from podkit.proxy.upstream import Upstream, parse_upstream_url
 
 Method = Literal["round_robin", "least_conn", "hash"]
 Clock = Callable[[], float]
@@ -91,6 +91,8 @@ class Balancer:
         self.hash_key = hash_key
         self.clock = clock
         self.ring = HashRing(self.primary) if method == "hash" else None
+        # nginx's peers->single: one primary and no backup is never taken out by failures.
+        self.single = self.primary[0] if len(self.primary) == 1 and not self.backup else None
         for peer in peers:
             peer.upstream.on_failure = self._failed
             peer.upstream.on_success = self._succeeded
@@ -119,8 +121,8 @@ class Balancer:
     ) -> Peer | None:
         if not group:
             return None
-        if len(group) == 1:  # nginx: a single server is never taken out by max_fails
-            peer = group[0]
+        if self.single is not None:  # nginx: a single server is never taken out by max_fails
+            peer = self.single
             if peer.down or not peer.healthy or id(peer) in tried.peers:
                 return None
             if peer.max_conns and peer.conns >= peer.max_conns:
@@ -181,6 +183,8 @@ class Balancer:
         if peer is None:
             return
         peer.failures[kind] = peer.failures.get(kind, 0) + 1
+        if peer is self.single:
+            return  # nginx keeps no failure state for a single server
         now = self.clock()
         peer.fails += 1
         peer.accessed = now
@@ -200,7 +204,24 @@ class Balancer:
 
     def any_available(self) -> bool:
         now = self.clock()
+        if self.single is not None:
+            peer = self.single
+            return (
+                not peer.down
+                and peer.healthy
+                and not (peer.max_conns and peer.conns >= peer.max_conns)
+            )
         return any(p.available(now) for p in self.peers)
+
+
+def chash_server(peer: Peer) -> bytes:
+    """What nginx hashes for a server's points: host, NUL, port (unix: the path, NUL), of
+    the server as configured (its addresses from DNS share its points)."""
+    try:
+        host, port, path = parse_upstream_url(peer.name)
+    except ValueError:
+        host, port, path = peer.upstream.host, peer.upstream.port, peer.upstream.path
+    return f"{path}\0".encode() if path else f"{host}\0{port}".encode()
 
 
 class HashRing:
@@ -213,7 +234,7 @@ class HashRing:
     def __init__(self, peers: list[Peer]) -> None:
         points: list[tuple[int, int]] = []
         for index, peer in enumerate(peers):
-            base = zlib.crc32(peer.upstream.url.encode())  # one point set per address
+            base = zlib.crc32(chash_server(peer))
             prev = 0
             for _ in range(self.POINTS_PER_WEIGHT * peer.weight):
                 prev = zlib.crc32(prev.to_bytes(4, "little"), base)

@@ -69,19 +69,39 @@ def parse_server(text: str) -> ServerSpec:
         if name in ("backup", "down") and not sep:
             params[name] = True
         elif name in _INT_PARAMS and sep:
-            if not value.isdigit() or int(value) < _INT_PARAMS[name]:
+            if not (value.isascii() and value.isdigit()) or int(value) < _INT_PARAMS[name]:
                 raise OptionError(
                     f"{url}: {name} must be a whole number >= {_INT_PARAMS[name]}, got {value!r}"
                 )
             params[name] = int(value)
         elif name == "fail_timeout" and sep:
-            params[name] = parse_duration(value)
+            try:
+                params[name] = parse_duration(value)
+            except OptionError as exc:
+                raise OptionError(f"{url}: fail_timeout: {exc}") from None
         else:
             raise OptionError(
                 f"{url}: unknown server parameter {word!r} (weight=, max_fails=, fail_timeout=, "
                 "max_conns=, backup, down)"
             )
     return ServerSpec(url, **params)
+
+
+def _server_item(item: object) -> ServerSpec:
+    """A YAML upstream item: a string in nginx syntax, or a mapping with `url`."""
+    if isinstance(item, str):
+        return parse_server(item)
+    if isinstance(item, dict) and "url" in item:
+        words = [str(item["url"])]
+        for key, value in item.items():
+            if key == "url":
+                continue
+            if value is True:
+                words.append(str(key))
+            elif value is not False:
+                words.append(f"{key}={value}")
+        return parse_server(" ".join(words))
+    raise OptionError(f"an upstream is a string or a mapping with `url`: {item!r}")
 
 
 def parse_hash_key(text: str) -> str:
@@ -123,32 +143,33 @@ def load_group(path: str, defaults: dict[str, Any]) -> UpstreamGroup:
     """An UpstreamGroup from a YAML file (the --config file, a ConfigMap in Kubernetes)."""
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
         raise OptionError(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise OptionError(f"{path}: {where}{problem}") from None
     if not isinstance(data, dict):
         raise OptionError(f"{path}: expected a mapping with an `upstreams:` list")
     unknown = set(data) - {"upstreams", "method", "hash_key", "health"}
     if unknown:
         raise OptionError(f"{path}: unknown keys {sorted(unknown)}")
+    items = data.get("upstreams") or []
+    if not isinstance(items, list):
+        raise OptionError(f"{path}: `upstreams` must be a list")
     servers = []
-    for item in data.get("upstreams") or []:
-        if isinstance(item, str):
-            servers.append(parse_server(item))
-        elif isinstance(item, dict) and "url" in item:
-            words = [str(item["url"])]
-            for key, value in item.items():
-                if key == "url":
-                    continue
-                if value is True:
-                    words.append(str(key))
-                elif value is not False:
-                    words.append(f"{key}={value}")
-            servers.append(parse_server(" ".join(words)))
-        else:
-            raise OptionError(f"{path}: an upstream is a string or a mapping with `url`: {item!r}")
+    for item in items:
+        try:
+            servers.append(_server_item(item))
+        except OptionError as exc:
+            raise OptionError(f"{path}: {exc}") from None
     health = data.get("health") or {}
     if not isinstance(health, dict):
         raise OptionError(f"{path}: `health` must be a mapping")
+    unknown = set(health) - {"path", "interval", "timeout", "rise", "fall"}
+    if unknown:
+        raise OptionError(f"{path}: unknown keys under health: {sorted(unknown)}")
     d = defaults
     try:
         return UpstreamGroup(

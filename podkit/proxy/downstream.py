@@ -91,8 +91,7 @@ class ClientConnection(asyncio.Protocol):
             if exchange.conn is not None:
                 exchange.conn.abort()  # a half-sent request: the connection is not reusable
                 exchange.conn = None
-                if exchange.upstream is not None:
-                    exchange.upstream.active -= 1
+            exchange.uncount()
         self.queue.clear()
         self.server.closed_connection(self)
         self.transport = None

@@ -41,6 +41,7 @@ class Exchange:
         "close_delimited",
         "conn",
         "content_length",
+        "counted",
         "finished",
         "fresh",
         "headers",
@@ -89,6 +90,7 @@ class Exchange:
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
         self.attempt = 0
+        self.counted: Upstream | None = None  # whose in-flight count holds this exchange
         self.pick_state: object = None  # the picker's own per-request notes (peers tried)
         self.fresh = False  # retry on a new connection to the same upstream
         self.canned: bytes | None = None  # answered by the proxy itself
@@ -147,6 +149,7 @@ class Exchange:
             self.fail(responses.BAD_GATEWAY if self.attempt else responses.NO_UPSTREAM, 502)
             return
         self.upstream = upstream
+        self.count(upstream)
         conn = None if self.fresh else upstream.take_idle()
         self.fresh = False
         if conn is not None:
@@ -170,7 +173,6 @@ class Exchange:
     def _attach(self, conn: UpstreamConnection) -> None:
         assert self.upstream is not None
         self.conn = conn
-        self.upstream.active += 1
         conn.bind(self, head_only=self.method == b"HEAD")
         self.client.resume_reading("connecting")
         self.push()
@@ -181,7 +183,7 @@ class Exchange:
             return
         self.conn = None
         assert self.upstream is not None
-        self.upstream.active -= 1
+        self.uncount()
         if self.response_started:
             # Mid-response: the client has part of it; all that is left is to cut it off.
             self.client.server.stats.upstream_error(error.kind)
@@ -208,6 +210,7 @@ class Exchange:
         self._failed_attempt(self.upstream, error)
 
     def _failed_attempt(self, upstream: Upstream, error: UpstreamError) -> None:
+        self.uncount()
         self.client.server.stats.upstream_error(error.kind)
         if upstream.on_failure is not None:
             upstream.on_failure(upstream, error.kind)
@@ -246,8 +249,7 @@ class Exchange:
         if self.conn is not None:
             self.conn.abort()
             self.conn = None
-            if self.upstream is not None:
-                self.upstream.active -= 1
+        self.uncount()
         if self.response_started:
             self.client.abort()
             self._finish(record=False)
@@ -338,8 +340,8 @@ class Exchange:
         if self.chunked_out:
             self.client.buffer(b"0\r\n\r\n")
         self.conn = None
+        self.uncount()
         if self.upstream is not None:
-            self.upstream.active -= 1
             if self.upstream.on_success is not None:
                 self.upstream.on_success(
                     self.upstream, self.status, time.monotonic() - self.started
@@ -380,10 +382,24 @@ class Exchange:
         if self.client.settings.access_log:
             self.client.server.access_log(self, seconds)
 
+    # Counted from the pick (as nginx's peer->conns), so least_conn and max_conns see
+    # requests still connecting.
+    def count(self, upstream: Upstream) -> None:
+        if self.counted is not upstream:
+            self.uncount()
+            upstream.active += 1
+            self.counted = upstream
+
+    def uncount(self) -> None:
+        if self.counted is not None:
+            self.counted.active -= 1
+            self.counted = None
+
     def _finish(self, record: bool = True) -> None:
         if self.finished:
             return
         self.finished = True
+        self.uncount()
         if record:
             self._record()
         self.client.exchange_done(self)
