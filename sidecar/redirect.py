@@ -9,7 +9,11 @@ def redirect_app(https_port: int) -> web.Application:
     suffix = "" if https_port == 443 else f":{https_port}"
 
     async def redirect(request: web.Request) -> web.Response:
-        host = request.host.rsplit(":", 1)[0] if request.host.count(":") == 1 else request.host
+        host = request.host
+        if host.startswith("["):  # [v6]:port
+            host = host[: host.find("]") + 1] if "]" in host else host
+        elif ":" in host:
+            host = host.rsplit(":", 1)[0]
         if not host:
             return web.Response(status=400, text="a Host header is needed to redirect\n")
         location = f"https://{host}{suffix}{request.rel_url}"

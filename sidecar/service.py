@@ -19,14 +19,13 @@ from podkit.admin import admin_app
 from podkit.health import Health
 from podkit.lifecycle import install_fast_loop
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
-from podkit.proxy.server import Wrap
 from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TunnelClient
 from podkit.workers import Workers, report_forever
 from sidecar.config import SidecarConfig
 from sidecar.metrics import registry_for
 from sidecar.redirect import redirect_app
-from sidecar.tls import CertStore, Settings, subject_of, tls_acceptor
+from sidecar.tls import CertStore, Settings, count_handshake_failures, subject_of
 
 log = logging.getLogger("sidecar")
 READY_CACHE_SECONDS = 1.0
@@ -116,28 +115,28 @@ class Listener:
     async def start(self, reuse_port: bool) -> None:
         config = self.config
         host, port = config.listen
-        wrap: Wrap | None = None
+        context = None
         if self.certs is not None:
             context = self.certs.front_context()
-            failures = self.proxy.stats.handshake_failures
-
-            def wrap(factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-                return tls_acceptor(factory, context, failures)
-
-        if config.mode == "tcp":
-            factory: Callable[[], asyncio.Protocol] = lambda: TunnelClient(  # noqa: E731
-                self.upstream, self.tunnels
-            )
-            loop = asyncio.get_running_loop()
-            self.server = await loop.create_server(
-                wrap(factory) if wrap else factory,
-                host,
-                port,
-                reuse_port=reuse_port or None,
-                backlog=4096,
-            )
-        else:
-            self.server = await self.proxy.listen(host, port, reuse_port=reuse_port, wrap=wrap)
+            count_handshake_failures(context, self.proxy.stats.handshake_failures)
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.Protocol] = (
+            (lambda: TunnelClient(self.upstream, self.tunnels))
+            if config.mode == "tcp"
+            else self.proxy.connection
+        )
+        # The TLS handshake is bounded by the header timeout, as nginx bounds it by
+        # client_header_timeout.
+        self.server = await loop.create_server(
+            factory,
+            host,
+            port,
+            ssl=context,
+            reuse_port=reuse_port or None,
+            backlog=4096,
+            ssl_handshake_timeout=config.header_timeout if context else None,
+        )
+        self.proxy.serving(self.server)
         if self.certs is not None:
             self.watcher = asyncio.ensure_future(self.certs.watch(config.cert_check_interval))
 

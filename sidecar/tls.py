@@ -13,10 +13,8 @@ import fnmatch
 import logging
 import os
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
 
 log = logging.getLogger(__name__)
 
@@ -203,105 +201,36 @@ HANDSHAKE_REASONS = {
     "PEER_DID_NOT_RETURN_A_CERTIFICATE": "client_cert_missing",
     "CERTIFICATE_VERIFY_FAILED": "client_cert_invalid",
 }
-HANDSHAKE_LABELS = (
-    *sorted(set(HANDSHAKE_REASONS.values())),
-    "rejected_by_client",
-    "timeout",
-    "reset",
-    "other",
-)
+HANDSHAKE_LABELS = (*sorted(set(HANDSHAKE_REASONS.values())), "rejected_by_client", "other")
 
 
-def handshake_failure(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError):
-        reason = exc.reason or ""
-        if reason in HANDSHAKE_REASONS:
-            return HANDSHAKE_REASONS[reason]
-        if "ALERT" in reason:
-            return "rejected_by_client"  # the client refused our certificate, most often
-        return "other"
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, (ConnectionError, EOFError, OSError)):
-        return "reset"
+def handshake_failure(exc: ssl.SSLError) -> str:
+    reason = exc.reason or ""
+    if reason in HANDSHAKE_REASONS:
+        return HANDSHAKE_REASONS[reason]
+    if "ALERT" in reason:
+        return "rejected_by_client"  # the client refused our certificate, most often
     return "other"
 
 
-class TlsAccept(asyncio.Protocol):
-    """Accepts a TCP connection, runs the TLS handshake, then hands the TLS transport to the
-    real protocol. Doing the handshake here (loop.start_tls) rather than in create_server is
-    what lets a failed handshake be counted by its reason: the loop reports those nowhere."""
+def count_handshake_failures(context: ssl.SSLContext, failures: dict[str, int]) -> None:
+    """Make `context` count failed handshakes by reason into `failures`.
 
-    def __init__(
-        self,
-        factory: Callable[[], asyncio.Protocol],
-        context: ssl.SSLContext,
-        failures: dict[str, int],
-        timeout: float,
-    ) -> None:
-        self.factory = factory
-        self.context = context
-        self.failures = failures
-        self.timeout = timeout
-        self.task: asyncio.Task[None] | None = None
-        self.early = bytearray()  # read before the TLS layer was in place
+    Neither asyncio nor uvloop reports a failed server-side handshake anywhere (not even to
+    the loop's exception handler), but both drive it through the context's SSLObject, whose
+    class can be ours. Handshakes that time out or lose their peer raise no SSLError and are
+    not counted here.
+    """
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        tcp = cast(asyncio.Transport, transport)
-        tcp.pause_reading()
-        self.task = asyncio.ensure_future(self._handshake(tcp))
-        # uvloop may already have read the ClientHello (it arrives here, in data_received).
-        # start_tls installs its TLS protocol, then calls its connection_made and resumes
-        # reading, each with call_soon; one call_soon later those have run, and the early
-        # bytes go to the TLS protocol before anything newly read.
-        loop = asyncio.get_running_loop()
-        loop.call_soon(loop.call_soon, self._hand_over, tcp)
+    class CountingSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except ssl.SSLWantReadError:
+                raise
+            except ssl.SSLError as exc:
+                label = handshake_failure(exc)
+                failures[label] = failures.get(label, 0) + 1
+                raise
 
-    def data_received(self, data: bytes) -> None:
-        self.early += data
-
-    def _hand_over(self, tcp: asyncio.Transport) -> None:
-        if not self.early or tcp.is_closing():
-            return
-        tls_protocol = tcp.get_protocol()
-        if tls_protocol is self:
-            return
-        data, self.early = bytes(self.early), bytearray()
-        # Both loops' TLS protocols are buffered protocols (uvloop's without subclassing).
-        view = memoryview(data)
-        while view:
-            buf = tls_protocol.get_buffer(len(view))  # type: ignore[attr-defined]
-            n = min(len(buf), len(view))
-            buf[:n] = view[:n]
-            tls_protocol.buffer_updated(n)  # type: ignore[attr-defined]
-            view = view[n:]
-
-    async def _handshake(self, tcp: asyncio.Transport) -> None:
-        app = self.factory()
-        loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(
-                tcp, app, self.context, server_side=True, ssl_handshake_timeout=self.timeout
-            )
-        except (ssl.SSLError, OSError, TimeoutError, EOFError) as exc:
-            label = handshake_failure(exc)
-            self.failures[label] = self.failures.get(label, 0) + 1
-            log.debug("TLS handshake failed (%s): %s", label, exc)
-            tcp.abort()
-            return
-        if tls is None:
-            return
-        app.connection_made(tls)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
-
-
-def tls_acceptor(
-    factory: Callable[[], asyncio.Protocol],
-    context: ssl.SSLContext,
-    failures: dict[str, int],
-    timeout: float = 10.0,
-) -> Callable[[], asyncio.Protocol]:
-    return lambda: TlsAccept(factory, context, failures, timeout)
+    context.sslobject_class = CountingSSLObject

@@ -361,7 +361,6 @@ class ClientConnection(asyncio.Protocol):
 
     def _header_timeout(self) -> None:
         if self.in_head or self.queue:
-            self.server.stats.reject("header_timeout")
             log.info(
                 "%s: request head not received in %.0fs", self.peer, self.settings.header_timeout
             )

@@ -50,6 +50,7 @@ class Exchange:
         "http11",
         "interim",
         "keep_alive",
+        "last_error",
         "method",
         "out",
         "out_size",
@@ -92,6 +93,7 @@ class Exchange:
         self.attempt = 0
         self.counted: Upstream | None = None  # whose in-flight count holds this exchange
         self.pick_state: object = None  # the picker's own per-request notes (peers tried)
+        self.last_error = ""  # the kind of the last failed attempt
         self.fresh = False  # retry on a new connection to the same upstream
         self.canned: bytes | None = None  # answered by the proxy itself
         self.canned_status = 0
@@ -146,7 +148,10 @@ class Exchange:
         else:
             upstream = self.client.server.pick(self, self.attempt)
         if upstream is None:
-            self.fail(responses.BAD_GATEWAY if self.attempt else responses.NO_UPSTREAM, 502)
+            if self.last_error:  # nothing left to try: answer for the last failure
+                self._answer_failure(self.last_error)
+            else:
+                self.fail(responses.NO_UPSTREAM, 502)
             return
         self.upstream = upstream
         self.count(upstream)
@@ -215,14 +220,18 @@ class Exchange:
         if upstream.on_failure is not None:
             upstream.on_failure(upstream, error.kind)
         log.warning("upstream %s: %s", upstream.url, error)
+        self.last_error = error.kind
         if self._replayable() and self.client.server.retry_allowed(self):
             self.attempt += 1
             self._replay()
             self._next_upstream()
             return
-        if error.kind == "timeout":
+        self._answer_failure(error.kind)
+
+    def _answer_failure(self, kind: str) -> None:
+        if kind == "timeout":
             self.fail(responses.GATEWAY_TIMEOUT, 504)
-        elif error.kind == "invalid_response":
+        elif kind == "invalid_response":
             self.fail(responses.BAD_GATEWAY_RESPONSE, 502)
         else:
             self.fail(responses.BAD_GATEWAY, 502)

@@ -25,7 +25,6 @@ access = logging.getLogger("access")
 # attempt (0 first, then each retry), or None when there is none left to try.
 Pick = Callable[[Exchange, int], Upstream | None]
 SubjectOf = Callable[[asyncio.Transport], bytes | None]
-Wrap = Callable[[Callable[[], asyncio.Protocol]], Callable[[], asyncio.Protocol]]
 
 
 class ProxyServer:
@@ -86,28 +85,23 @@ class ProxyServer:
         )
 
     # -- lifecycle
-    async def listen(
-        self,
-        host: str,
-        port: int,
-        *,
-        reuse_port: bool = False,
-        wrap: Wrap | None = None,
-    ) -> asyncio.AbstractServer:
-        """Listen on host:port; `wrap` may put a layer (TLS) under each client connection."""
+    def connection(self) -> ClientConnection:
+        """The protocol factory for a listening socket (plain or TLS, made by the caller)."""
+        return ClientConnection(self)
+
+    async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> None:
+        """Listen on host:port with plain HTTP."""
         loop = asyncio.get_running_loop()
-        factory: Callable[[], asyncio.Protocol] = lambda: ClientConnection(self)  # noqa: E731
         server = await loop.create_server(
-            wrap(factory) if wrap else factory,
-            host,
-            port,
-            reuse_port=reuse_port or None,
-            backlog=4096,
+            self.connection, host, port, reuse_port=reuse_port or None, backlog=4096
         )
+        self.serving(server)
+
+    def serving(self, server: asyncio.AbstractServer) -> None:
+        """Count `server` as one of ours: closed on drain; and start the deadline sweeper."""
         self._servers.append(server)
         if self._sweeper is None:
             self._sweeper = asyncio.ensure_future(self._sweep())
-        return server
 
     async def _sweep(self) -> None:
         """Time out waits (request heads, bodies, idle keep-alive, upstream replies)."""
