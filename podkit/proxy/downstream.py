@@ -35,6 +35,41 @@ NO_WAIT, HEAD_WAIT, BODY_WAIT, IDLE_WAIT = range(4)
 
 
 class ClientConnection(asyncio.Protocol):
+    # Slots: a thousand idle connections should cost little more than their sockets.
+    __slots__ = (
+        "_connection",
+        "_fwd",
+        "_paused_for",
+        "_te",
+        "_upgrade_header",
+        "_valid_host",
+        "_xff",
+        "_xfh",
+        "_xfp",
+        "closed",
+        "closing",
+        "connecting",
+        "current",
+        "deadline",
+        "deadline_kind",
+        "error",
+        "head_size",
+        "http11",
+        "in_head",
+        "parser",
+        "parsing",
+        "peer",
+        "queue",
+        "refused",
+        "server",
+        "settings",
+        "subject",
+        "transport",
+        "trusted",
+        "tunnel",
+        "wbuf",
+    )
+
     def __init__(self, server: ProxyServer) -> None:
         # -- per connection ------------------------------------------------------------------
         self.server = server

@@ -133,6 +133,22 @@ class ResponseSink(Protocol):
 class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream; serves one exchange at a time."""
 
+    __slots__ = (
+        "_headers",
+        "_paused_peer",
+        "_reason",
+        "exchange",
+        "head_only",
+        "idle_since",
+        "parser",
+        "read_deadline",
+        "received",
+        "reused",
+        "transport",
+        "tunnel",
+        "upstream",
+    )
+
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
         self.transport: asyncio.Transport | None = None
