@@ -53,6 +53,8 @@ class Ambassador:
     def __init__(self, config: AmbassadorConfig) -> None:
         self.config = config
         self.settings = config.proxy_settings(scheme=b"http", via_name="ambassador")
+        # The file's signature before reading it: a change made while starting is not lost.
+        self._config_signature = self._signature() if config.config else None
         self.group = config.group()
         self.addresses: Addresses = {}
         self.balancer = Balancer([])
@@ -60,7 +62,6 @@ class Ambassador:
             self.settings, self.pick, retry_non_idempotent=config.next_upstream_non_idempotent
         )
         self.health_task: asyncio.Future[None] | None = None
-        self._config_signature: tuple[int, int] | None = None
         self._lock = asyncio.Lock()
 
     # -- the engine's seam ------------------------------------------------------------------
@@ -135,14 +136,17 @@ class Ambassador:
         while True:
             await asyncio.sleep(self.config.config_check_interval)
             try:
-                st = os.stat(path)  # a ConfigMap update swaps a symlink: inode and mtime change
+                signature = self._signature()
             except OSError as exc:
                 log.error("cannot read %s, keeping the configuration: %s", path, exc)
                 continue
-            signature = (st.st_ino, st.st_mtime_ns)
-            if self._config_signature is not None and signature != self._config_signature:
+            if signature != self._config_signature:
+                self._config_signature = signature
                 await self.reload(f"{path} changed")
-            self._config_signature = signature
+
+    def _signature(self) -> tuple[int, int]:
+        st = os.stat(self.config.config)  # a ConfigMap update swaps a symlink: inode, mtime
+        return (st.st_ino, st.st_mtime_ns)
 
     async def resolve_forever(self) -> None:
         while True:

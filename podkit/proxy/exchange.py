@@ -221,7 +221,11 @@ class Exchange:
             upstream.on_failure(upstream, error.kind)
         log.warning("upstream %s: %s", upstream.url, error)
         self.last_error = error.kind
-        if self._replayable() and self.client.server.retry_allowed(self):
+        # A failed connect sent nothing: any method may go to the next upstream (as nginx,
+        # which refuses non-idempotent retries only once the request was sent).
+        if self._replayable() and (
+            error.kind == "connect" or self.client.server.retry_allowed(self)
+        ):
             self.attempt += 1
             self._replay()
             self._next_upstream()
