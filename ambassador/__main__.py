@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from ambassador.config import DESCRIPTION, PROG, AmbassadorConfig
-from ambassador.service import run
+from ambassador.service import run, supervise
 from podkit import logs
 from podkit.lifecycle import install_fast_loop
 from podkit.options import load
@@ -19,16 +19,9 @@ log = logging.getLogger("ambassador")
 def main(argv: Sequence[str] | None = None) -> None:
     config = load(AmbassadorConfig, argv, prog=PROG, description=DESCRIPTION)
     logs.configure(config.log_level, config.log_format)
-    if config.workers > 1:
-        print(
-            f"{PROG}: --workers above 1 is not supported yet: per-upstream state (weights, "
-            "failures) lives in one process",
-            file=sys.stderr,
-        )
-        sys.exit(2)
     install_fast_loop()
     try:
-        asyncio.run(run(config))
+        asyncio.run(supervise(config) if config.workers > 1 else run(config))
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         sys.exit(1)

@@ -4,6 +4,7 @@ code, failures by kind, response time, up/down, effective weight and connections
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -15,22 +16,21 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-from ambassador.balancer import Balancer
-from podkit.proxy.stats import ProxyStats
+from podkit.proxy.stats import Histogram, ProxyStats
 
 LABELS = ["upstream", "address"]
 FAILURE_KINDS = ("connect", "timeout", "reset", "invalid_response")
 
 
 class AmbassadorCollector(Collector):
-    def __init__(self, stats: Callable[[], ProxyStats], balancer: Callable[[], Balancer]) -> None:
-        self.stats = stats
-        self.balancer = balancer
+    def __init__(
+        self, stats: Callable[[], ProxyStats], views: Callable[[], list[dict[str, Any]]]
+    ) -> None:
+        self.stats = stats  # this process's counters, or the sum of the workers'
+        self.views = views  # the peers, as /upstreams shows them
 
     def collect(self) -> Iterator[Metric]:
         yield from self.stats().families("ambassador")
-        balancer = self.balancer()
-        now = balancer.clock()
         responses = CounterMetricFamily(
             "ambassador_upstream_responses",
             "Responses from each upstream peer, by status code",
@@ -64,24 +64,26 @@ class AmbassadorCollector(Collector):
         conns = GaugeMetricFamily(
             "ambassador_upstream_active_requests", "Requests in flight on each peer", labels=LABELS
         )
-        for peer in balancer.peers:
-            labels = [peer.name, peer.upstream.url]
-            for code, n in sorted(peer.responses.items()):
-                responses.add_metric([*labels, str(code)], n)
+        for view in self.views():
+            labels = [view["server"], view["address"]]
+            for code, n in sorted(view["responses"].items()):
+                responses.add_metric([*labels, code], n)
             for kind in FAILURE_KINDS:
-                failures.add_metric([*labels, kind], peer.failures.get(kind, 0))
-            latency.add_metric(labels, peer.latency.cumulative(), peer.latency.total)
-            up.add_metric(labels, 1.0 if peer.available(now) else 0.0)
-            healthy.add_metric(labels, 1.0 if peer.healthy else 0.0)
-            weight.add_metric(labels, peer.effective_weight)
-            conns.add_metric(labels, peer.conns)
+                failures.add_metric([*labels, kind], view["failures"].get(kind, 0))
+            histogram = Histogram()
+            histogram.counts, histogram.total = view["latency"]["counts"], view["latency"]["total"]
+            latency.add_metric(labels, histogram.cumulative(), histogram.total)
+            up.add_metric(labels, 1.0 if view["available"] else 0.0)
+            healthy.add_metric(labels, 1.0 if view["healthy"] else 0.0)
+            weight.add_metric(labels, view["effective_weight"])
+            conns.add_metric(labels, view["active_requests"])
         yield from (responses, failures, latency, up, healthy, weight, conns)
 
 
 def registry_for(
-    stats: Callable[[], ProxyStats], balancer: Callable[[], Balancer]
+    stats: Callable[[], ProxyStats], views: Callable[[], list[dict[str, Any]]]
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AmbassadorCollector(stats, balancer))
+    registry.register(AmbassadorCollector(stats, views))
     ProcessCollector(registry=registry)
     return registry

@@ -12,6 +12,7 @@ import signal
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from time import monotonic
+from typing import Any
 
 from aiohttp import web
 
@@ -22,9 +23,12 @@ from ambassador.metrics import registry_for
 from ambassador.peers import Addresses, build_peers, resolve
 from podkit.admin import admin_app
 from podkit.health import Health
+from podkit.lifecycle import install_fast_loop
 from podkit.options import OptionError
 from podkit.proxy import ProxyServer, Upstream
 from podkit.proxy.exchange import Exchange
+from podkit.proxy.stats import ProxyStats
+from podkit.workers import Workers, report_forever
 
 log = logging.getLogger("ambassador")
 
@@ -62,6 +66,7 @@ class Ambassador:
             self.settings, self.pick, retry_non_idempotent=config.next_upstream_non_idempotent
         )
         self.health_task: asyncio.Future[None] | None = None
+        self.tasks: list[asyncio.Future[None]] = []
         self._lock = asyncio.Lock()
 
     # -- the engine's seam ------------------------------------------------------------------
@@ -178,9 +183,30 @@ class Ambassador:
                 "max_conns": p.max_conns,
                 "responses": {str(k): v for k, v in p.responses.items()},
                 "failures": p.failures,
+                "latency": {"counts": p.latency.counts, "total": p.latency.total},
             }
             for p in self.balancer.peers
         ]
+
+    # -- running -----------------------------------------------------------------------------
+    async def start(self, reuse_port: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        await self.apply(self.group)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        if self.config.config:
+            self.tasks.append(asyncio.ensure_future(self.watch_config()))
+        if self.config.resolve_interval:
+            self.tasks.append(asyncio.ensure_future(self.resolve_forever()))
+        await self.proxy.listen(*self.config.listen, reuse_port=reuse_port)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        if self.health_task is not None:
+            self.health_task.cancel()
+        await self.proxy.drain(self.config.drain_timeout)
+        for peer in self.balancer.peers:
+            peer.upstream.close()
 
 
 def describe(balancer: Balancer) -> str:
@@ -193,42 +219,76 @@ def describe(balancer: Balancer) -> str:
     )
 
 
-async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> None:
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    amb = Ambassador(config)
-    await amb.apply(amb.group)
-    loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(amb.reload("SIGHUP")))
-    tasks = []
-    if config.config:
-        tasks.append(asyncio.ensure_future(amb.watch_config()))
-    if config.resolve_interval:
-        tasks.append(asyncio.ensure_future(amb.resolve_forever()))
-    host, port = config.listen
-    await amb.proxy.listen(host, port)
+Views = list[dict[str, Any]]
 
-    async def ready() -> str | None:
-        return None if amb.balancer.any_available() else "no upstream is available"
 
-    health = Health(check=ready)
-    app = admin_app(health, registry_for(lambda: amb.proxy.stats, lambda: amb.balancer))
+def merge_views(per_worker: list[Views]) -> Views:
+    """The peers as the workers see them, added up: counters summed; a peer counts as up or
+    healthy only if every worker sees it so, and shows the lowest effective weight."""
+    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    for views in per_worker:
+        for view in views:
+            key = (view["server"], view["address"])
+            into = merged.get(key)
+            if into is None:
+                merged[key] = json.loads(json.dumps(view))  # a deep copy
+                continue
+            for name in ("available", "healthy"):
+                into[name] = into[name] and view[name]
+            into["effective_weight"] = min(into["effective_weight"], view["effective_weight"])
+            into["fails"] = max(into["fails"], view["fails"])
+            into["active_requests"] += view["active_requests"]
+            for table in ("responses", "failures"):
+                for k, n in view[table].items():
+                    into[table][k] = into[table].get(k, 0) + n
+            into["latency"]["counts"] = [
+                a + b
+                for a, b in zip(into["latency"]["counts"], view["latency"]["counts"], strict=True)
+            ]
+            into["latency"]["total"] += view["latency"]["total"]
+    return list(merged.values())
+
+
+async def serve_admin(
+    config: AmbassadorConfig,
+    health: Health,
+    stats: Callable[[], ProxyStats],
+    views: Callable[[], Views],
+) -> web.AppRunner:
+    app = admin_app(health, registry_for(stats, views))
 
     async def upstreams(_request: web.Request) -> web.Response:
-        return web.Response(
-            text=json.dumps(amb.upstreams_json(), indent=2), content_type="application/json"
-        )
+        return web.Response(text=json.dumps(views(), indent=2), content_type="application/json")
 
     app.router.add_get("/upstreams", upstreams)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, *config.admin_listen, reuse_address=True).start()
+    return runner
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> None:
+    """One process: the listener and the admin port together."""
+    stop = stop or asyncio.Event()
+    stop_on_signals(stop)
+    amb = Ambassador(config)
+    await amb.start()
+
+    async def ready() -> str | None:
+        return None if amb.balancer.any_available() else "no upstream is available"
+
+    health = Health(check=ready)
+    runner = await serve_admin(config, health, lambda: amb.proxy.stats, amb.upstreams_json)
     health.ready = True
     log.info(
         "listening on %s:%d → %s (%s); admin on %s:%d",
-        host,
-        port,
+        *config.listen,
         describe(amb.balancer),
         amb.group.method,
         *config.admin_listen,
@@ -236,12 +296,71 @@ async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> No
     await stop.wait()
     health.ready = False
     log.info("shutting down: draining for up to %.0fs", config.drain_timeout)
-    for task in tasks:
-        task.cancel()
-    if amb.health_task is not None:
-        amb.health_task.cancel()
-    await amb.proxy.drain(config.drain_timeout)
+    await amb.stop()
     await runner.cleanup()
-    for peer in amb.balancer.peers:
-        peer.upstream.close()
+    log.info("stopped")
+
+
+def worker_main(config: AmbassadorConfig) -> Callable[[int, int], int]:
+    """Each worker balances on its own, as nginx's workers do without a shared `zone`."""
+
+    def main(index: int, report_fd: int) -> int:
+        install_fast_loop()
+
+        async def serve() -> None:
+            stop = asyncio.Event()
+            stop_on_signals(stop)
+            amb = Ambassador(config)
+            await amb.start(reuse_port=True)
+            reporter = asyncio.ensure_future(
+                report_forever(
+                    report_fd,
+                    lambda: {"proxy": amb.proxy.stats.snapshot(), "peers": amb.upstreams_json()},
+                )
+            )
+            await stop.wait()
+            await amb.stop()
+            reporter.cancel()
+
+        asyncio.run(serve())
+        return 0
+
+    return main
+
+
+async def supervise(config: AmbassadorConfig) -> None:
+    """--workers N: fork the workers, keep the admin port for all of them."""
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    workers = Workers(config.workers, worker_main(config))
+    workers.start()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGHUP, workers.signal_all, signal.SIGHUP)
+    supervisor = asyncio.ensure_future(workers.supervise())
+
+    def views() -> Views:
+        return merge_views([r["peers"] for r in workers.reports.values()])
+
+    async def ready() -> str | None:
+        if not workers.alive():
+            return "a worker is restarting"
+        return None if any(v["available"] for v in views()) else "no upstream is available"
+
+    health = Health(check=ready)
+    runner = await serve_admin(
+        config,
+        health,
+        lambda: ProxyStats.merged(r["proxy"] for r in workers.reports.values()),
+        views,
+    )
+    health.ready = True
+    log.info(
+        "%d workers on %s:%d; admin on %s:%d", config.workers, *config.listen, *config.admin_listen
+    )
+    await stop.wait()
+    health.ready = False
+    log.info("shutting down: draining the workers for up to %.0fs", config.drain_timeout)
+    supervisor.cancel()
+    await workers.stop(config.drain_timeout + 2.0)
+    await runner.cleanup()
     log.info("stopped")

@@ -95,6 +95,11 @@ class Workers:
                     )
                     self._spawn(index)
 
+    def signal_all(self, sig: int) -> None:
+        """Pass a signal on (SIGHUP: every worker reloads its configuration)."""
+        for pid in self.pids.values():
+            os.kill(pid, sig)
+
     def alive(self) -> bool:
         return len(self.pids) == self.count
 
