@@ -5,54 +5,27 @@ Redis arrive in Prometheus through the adapter, and show what was written to Red
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from support import metrics
-from support.images import ROOT
+from support.compose import Project, project_up
 
 # The first test also builds the images (minutes on a fresh machine, seconds when cached);
 # compose and the polls below have their own, much shorter bounds.
 pytestmark = pytest.mark.timeout(600)
 
-COMPOSE_FILE = ROOT / "docker-compose.yml"
-UP_WITHIN = 90  # seconds for `up --wait`: every container started, the health-checked healthy
 SCRAPED_WITHIN = 90.0  # seconds for Prometheus to have scraped what the test looks for
 KEYS = 5
+SERVICES = ("redis", "adapter", "prometheus")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Demo:
-    project: str
-    env: dict[str, str]
-
-    def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def url(self, port_variable: str, path: str) -> str:
-        return f"http://127.0.0.1:{self.env[port_variable]}{path}"
-
+class Demo(Project):
     def query(self, promql: str) -> list[dict[str, Any]]:
         """An instant query; its result vector."""
         url = self.url("PROMETHEUS_HOST_PORT", "/api/v1/query?") + urllib.parse.urlencode(
@@ -83,26 +56,11 @@ def wait_for(what: str, check: Callable[[], Any], within: float = SCRAPED_WITHIN
 
 @pytest.fixture(scope="module")
 def demo(demo_images: dict[str, str]) -> Iterator[Demo]:
-    """`docker compose up -d --wait` under a project name of its own, on free host ports."""
-    env = {
-        **os.environ,
-        **demo_images,  # the image names build-images.sh wrote to .env, explicitly
-        "ADAPTER_HOST_PORT": str(free_port()),
-        "PROMETHEUS_HOST_PORT": str(free_port()),
-    }
-    demo = Demo(f"pod-patterns-e2e-{os.getpid()}", env)
-    try:
-        up = demo.compose(
-            "up", "-d", "--wait", "--wait-timeout", str(UP_WITHIN), timeout=UP_WITHIN + 60
-        )
-        if up.returncode != 0:
-            logs = demo.compose("logs", "--no-color", "--tail", "50").stdout
-            pytest.fail(f"docker compose up failed:\n{up.stderr}\n{logs}", pytrace=False)
+    """The adapter pod and Prometheus, up under a project of its own, on free host ports."""
+    with project_up(
+        Demo, "adapter", demo_images, ["ADAPTER_HOST_PORT", "PROMETHEUS_HOST_PORT"], SERVICES
+    ) as demo:
         yield demo
-    finally:
-        down = demo.compose("down", "-v", "--remove-orphans", "--timeout", "10")
-    # Reached only when nothing failed above, so it never hides the first error.
-    assert down.returncode == 0, down.stderr
 
 
 def test_adapter_shares_the_redis_containers_network(demo: Demo) -> None:

@@ -7,63 +7,23 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import socket
-import subprocess
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from support import images
-from support.images import ROOT
+from support.compose import Project, project_up
 from support.processes import http_get
 
 # The first test also builds the images (minutes on a fresh machine, seconds when cached);
 # compose has its own, much shorter bounds.
 pytestmark = pytest.mark.timeout(600)
 
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = ("ambassador", "server1", "server2")
-UP_WITHIN = 90  # seconds for `up --wait`: both servers, then the ambassador, healthy
 SERVED_BY = "X-Echo-Server"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class AmbassadorPod:
-    project: str
-    env: dict[str, str]
-
-    def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def inspect(self, service: str) -> dict[str, Any]:
-        ids = self.compose("ps", "--all", "--quiet", service)
-        assert ids.returncode == 0 and ids.stdout.strip(), ids.stderr
-        inspect = subprocess.run(
-            ["docker", "inspect", ids.stdout.split()[0]],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        info: dict[str, Any] = json.loads(inspect.stdout)[0]
-        return info
-
+class AmbassadorPod(Project):
     def split(self, n: int) -> Counter[str | None]:
         """n GETs from the host on one kept-alive connection; who answered each."""
         port = int(self.env["AMBASSADOR_HOST_PORT"])
@@ -93,31 +53,14 @@ def ambassador_images(demo_images: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pod(ambassador_images: dict[str, str]) -> Iterator[AmbassadorPod]:
     """`docker compose up -d --wait ambassador server1 server2`, its own project, free ports."""
-    env = {
-        **os.environ,
-        **ambassador_images,  # the image names build-images.sh wrote to .env, explicitly
-        "AMBASSADOR_HOST_PORT": str(free_port()),
-        "AMBASSADOR_ADMIN_HOST_PORT": str(free_port()),
-    }
-    pod = AmbassadorPod(f"pod-patterns-e2e-ambassador-{os.getpid()}", env)
-    try:
-        up = pod.compose(
-            "up",
-            "-d",
-            "--wait",
-            "--wait-timeout",
-            str(UP_WITHIN),
-            *SERVICES,
-            timeout=UP_WITHIN + 60,
-        )
-        if up.returncode != 0:
-            logs = pod.compose("logs", "--no-color", "--tail", "50").stdout
-            pytest.fail(f"docker compose up failed:\n{up.stderr}\n{logs}", pytrace=False)
+    with project_up(
+        AmbassadorPod,
+        "ambassador",
+        ambassador_images,
+        ["AMBASSADOR_HOST_PORT", "AMBASSADOR_ADMIN_HOST_PORT"],
+        SERVICES,
+    ) as pod:
         yield pod
-    finally:
-        down = pod.compose("down", "-v", "--remove-orphans", "--timeout", "10")
-    # Reached only when nothing failed above, so it never hides the first error.
-    assert down.returncode == 0, down.stderr
 
 
 def test_eight_requests_split_6_to_2(pod: AmbassadorPod) -> None:

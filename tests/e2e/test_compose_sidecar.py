@@ -7,65 +7,24 @@ sidecar; web's own port does not reach the host at all.
 from __future__ import annotations
 
 import http.client
-import json
-import os
 import socket
 import ssl
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from cryptography import x509
 from support import images
-from support.images import ROOT
+from support.compose import Project, project_up
 from support.processes import http_get
 
 # The first test also builds the images (minutes on a fresh machine, seconds when cached);
 # compose has its own, much shorter bounds.
 pytestmark = pytest.mark.timeout(600)
 
-COMPOSE_FILE = ROOT / "docker-compose.yml"
 SERVICES = ("web", "certs", "sidecar")
-UP_WITHIN = 90  # seconds for `up --wait`: certs done, web and sidecar healthy
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class SidecarPod:
-    project: str
-    env: dict[str, str]
-
-    def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.project, *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-
-    def inspect(self, service: str) -> dict[str, Any]:
-        """`docker inspect` of the service's container (stopped ones too: certs)."""
-        ids = self.compose("ps", "--all", "--quiet", service)
-        assert ids.returncode == 0 and ids.stdout.strip(), ids.stderr
-        inspect = subprocess.run(
-            ["docker", "inspect", ids.stdout.split()[0]],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        )
-        info: dict[str, Any] = json.loads(inspect.stdout)[0]
-        return info
-
+class SidecarPod(Project):
     def https(self, path: str) -> tuple[int, str, bytes]:
         """GET over TLS without verification (the certificate is self-signed); the status,
         the body and the certificate served, DER-encoded."""
@@ -94,31 +53,14 @@ def sidecar_images(demo_images: dict[str, str]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def pod(sidecar_images: dict[str, str]) -> Iterator[SidecarPod]:
     """`docker compose up -d --wait web certs sidecar`, its own project, free host ports."""
-    env = {
-        **os.environ,
-        **sidecar_images,  # the image names build-images.sh wrote to .env, explicitly
-        "SIDECAR_HOST_PORT": str(free_port()),
-        "SIDECAR_ADMIN_HOST_PORT": str(free_port()),
-    }
-    pod = SidecarPod(f"pod-patterns-e2e-sidecar-{os.getpid()}", env)
-    try:
-        up = pod.compose(
-            "up",
-            "-d",
-            "--wait",
-            "--wait-timeout",
-            str(UP_WITHIN),
-            *SERVICES,
-            timeout=UP_WITHIN + 60,
-        )
-        if up.returncode != 0:
-            logs = pod.compose("logs", "--no-color", "--tail", "50").stdout
-            pytest.fail(f"docker compose up failed:\n{up.stderr}\n{logs}", pytrace=False)
+    with project_up(
+        SidecarPod,
+        "sidecar",
+        sidecar_images,
+        ["SIDECAR_HOST_PORT", "SIDECAR_ADMIN_HOST_PORT"],
+        SERVICES,
+    ) as pod:
         yield pod
-    finally:
-        down = pod.compose("down", "-v", "--remove-orphans", "--timeout", "10")
-    # Reached only when nothing failed above, so it never hides the first error.
-    assert down.returncode == 0, down.stderr
 
 
 def test_https_through_the_sidecar_reaches_web(pod: SidecarPod) -> None:
