@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from support import images
+from support.containers import assert_pid1_is, wait_healthy
 from support.processes import http_get, wait_for
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.timeout(600)
 
 PORT = 8080
 ADMIN_PORT = 9000
-UID = "10001"
 READY_WITHIN = 30.0
 STOP_WITHIN = 5.0  # a graceful drain, well under docker stop's 10 s before SIGKILL
 UPSTREAMS = "http://server1:8080 weight=3\nhttp://server2:8080"
@@ -168,16 +168,7 @@ def test_upstream_names_resolved_through_docker_dns(
 
 def test_runs_as_uid_10001_on_a_read_only_root(deployment: Deployment, docker_client: Any) -> None:
     container = docker_client.containers.get(deployment.ambassador.get_container_id())
-    assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
-    status = container.exec_run(["cat", "/proc/1/status"]).output.decode()
-    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-    gid_line = next(line for line in status.splitlines() if line.startswith("Gid:"))
-    assert uid_line.split()[1:] == [UID] * 4
-    assert gid_line.split()[1:] == [UID] * 4
-    cmdline = container.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")
-    assert cmdline[:3] == [b"python3", b"-m", b"ambassador"]
-    probe = container.exec_run(["touch", "/app/probe"], user="0")
-    assert probe.exit_code != 0 and b"Read-only file system" in probe.output
+    assert_pid1_is(container, "ambassador")
     assert deployment.get("/")[0] == 200
 
 
@@ -235,13 +226,7 @@ def test_image_healthcheck_turns_healthy(pod_images: dict[str, str], docker_clie
                 test = container.attrs["Config"]["Healthcheck"]["Test"]
                 assert test[:3] == ["CMD", "python3", "-c"] and "/healthz" in test[3]
 
-                def healthy() -> bool:
-                    container.reload()
-                    state: str = container.attrs["State"]["Health"]["Status"]
-                    assert state != "unhealthy", container.attrs["State"]["Health"]["Log"]
-                    return state == "healthy"
-
-                wait_for(healthy, READY_WITHIN, "docker health status healthy")
+                wait_healthy(container, READY_WITHIN)
             finally:
                 ambassador.stop()
         finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from support import images
+from support.containers import assert_pid1_is, wait_healthy
 from support.processes import http_get, wait_for
 from testcontainers.core.container import DockerContainer
 
@@ -20,7 +21,6 @@ from testcontainers.core.container import DockerContainer
 pytestmark = pytest.mark.timeout(600)
 
 PORT = 8080
-UID = "10001"
 READY_WITHIN = 30.0
 STOP_WITHIN = 5.0  # a graceful drain, well under docker stop's 10 s before SIGKILL
 
@@ -77,16 +77,7 @@ def test_runs_as_uid_10001_on_a_read_only_root(
     server1: tuple[DockerContainer, str], docker_client: Any
 ) -> None:
     container = docker_client.containers.get(server1[0].get_container_id())
-    assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
-    status = container.exec_run(["cat", "/proc/1/status"]).output.decode()
-    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-    gid_line = next(line for line in status.splitlines() if line.startswith("Gid:"))
-    assert uid_line.split()[1:] == [UID] * 4
-    assert gid_line.split()[1:] == [UID] * 4
-    cmdline = container.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")
-    assert cmdline[:3] == [b"python3", b"-m", b"echoserver"]
-    probe = container.exec_run(["touch", "/app/probe"], user="0")
-    assert probe.exit_code != 0 and b"Read-only file system" in probe.output
+    assert_pid1_is(container, "echoserver")
     # ... and it serves all the same, large bodies included.
     status_code, body = http_get(server1[1] + "/bytes/1000000")
     assert status_code == 200 and len(body) == 1_000_000
@@ -123,12 +114,6 @@ def test_healthcheck_follows_echo_listen_and_name_defaults_to_hostname(
         hostname = info.attrs["Config"]["Hostname"]
         assert http_get(base + "/")[1].startswith(f"server: {hostname}\n")
 
-        def healthy() -> bool:
-            info.reload()
-            state: str = info.attrs["State"]["Health"]["Status"]
-            assert state != "unhealthy", info.attrs["State"]["Health"]["Log"]
-            return state == "healthy"
-
-        wait_for(healthy, READY_WITHIN, "docker health status healthy")
+        wait_healthy(info, READY_WITHIN)
     finally:
         container.stop()

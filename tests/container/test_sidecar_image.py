@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import trustme
 from support import images
+from support.containers import assert_pid1_is, wait_healthy
 from support.processes import http_get, wait_for
 from testcontainers.core.container import DockerContainer
 
@@ -32,7 +33,6 @@ pytestmark = pytest.mark.timeout(600)
 
 TLS_PORT = 8443
 ADMIN_PORT = 9000
-UID = "10001"
 READY_WITHIN = 30.0
 STOP_WITHIN = 5.0  # a graceful drain, well under docker stop's 10 s before SIGKILL
 IN_FLIGHT_DELAY = 1.5  # seconds a request is still running when SIGTERM arrives
@@ -204,17 +204,7 @@ def test_readiness_and_metrics_on_the_admin_port(pod: Pod) -> None:
 
 def test_runs_as_uid_10001_on_a_read_only_root(pod: Pod, docker_client: Any) -> None:
     container = docker_client.containers.get(pod.sidecar.get_container_id())
-    assert container.attrs["HostConfig"]["ReadonlyRootfs"] is True
-    status = container.exec_run(["cat", "/proc/1/status"]).output.decode()
-    uid_line = next(line for line in status.splitlines() if line.startswith("Uid:"))
-    gid_line = next(line for line in status.splitlines() if line.startswith("Gid:"))
-    assert uid_line.split()[1:] == [UID] * 4
-    assert gid_line.split()[1:] == [UID] * 4
-    cmdline = container.exec_run(["cat", "/proc/1/cmdline"]).output.split(b"\0")
-    assert cmdline[:3] == [b"python3", b"-m", b"sidecar"]
-    # Even root cannot write: the file system is read-only, not just not ours.
-    probe = container.exec_run(["touch", "/app/probe"], user="0")
-    assert probe.exit_code != 0 and b"Read-only file system" in probe.output
+    assert_pid1_is(container, "sidecar")
     probe = container.exec_run(["touch", f"{CERTS}/probe"], user="0")
     assert probe.exit_code != 0 and b"Read-only file system" in probe.output
 
@@ -277,13 +267,7 @@ def test_image_healthcheck_turns_healthy(
             test = container.attrs["Config"]["Healthcheck"]["Test"]
             assert test[:3] == ["CMD", "python3", "-c"] and "/healthz" in test[3]
 
-            def healthy() -> bool:
-                container.reload()
-                state: str = container.attrs["State"]["Health"]["Status"]
-                assert state != "unhealthy", container.attrs["State"]["Health"]["Log"]
-                return state == "healthy"
-
-            wait_for(healthy, READY_WITHIN, "docker health status healthy")
+            wait_healthy(container, READY_WITHIN)
         finally:
             sidecar.stop()
     finally:
