@@ -49,9 +49,10 @@ up: host images ## run the demo: the sidecar, ambassador and adapter pods, and P
 down: ## stop the demo and remove its containers, networks and volumes
 	$(COMPOSE) down --volumes --remove-orphans
 
-bench: host install ## side by side: the adapter vs redis_exporter, the sidecar vs nginx and HAProxy
+bench: host install ## side by side: the adapter vs redis_exporter, the proxies vs nginx and HAProxy
 	$(PY) bench/adapter_bench.py
 	$(PY) bench/proxy_bench.py --scenario sidecar
+	$(PY) bench/proxy_bench.py --scenario ambassador
 
 lint: install ## ruff, mypy, hadolint and yamllint
 	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver tests bench
