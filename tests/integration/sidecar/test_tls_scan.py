@@ -31,7 +31,7 @@ from support.tools import require_binary
 # Both scans and four processes; each scan has its own, shorter bound.
 pytestmark = pytest.mark.timeout(240)
 
-SCAN_WITHIN = 60.0  # seconds; about 15 on the 2-core development VM
+SCAN_WITHIN = 60.0  # a bound on the scan's run, not an assertion (about 15 s here)
 # protocols, cipher categories, every suite per protocol, renegotiation, compression (CRIME)
 FULL_SCAN = ("--protocols", "--std", "--cipher-per-proto", "--renegotiation", "--crime")
 CIPHER_SCAN = ("--std", "--cipher-per-proto")
@@ -214,11 +214,6 @@ def test_serves_the_ec_certificate_to_a_verifying_client(sidecar_port: int, pki:
     assert version == "TLSv1.2"
     assert cipher.startswith("ECDHE-ECDSA-"), cipher
     assert ("DNS", "localhost") in peer["subjectAltName"]
-
-
-def test_scan_finishes_within_a_minute(full_scan: Scan) -> None:
-    print(f"testssl {' '.join(FULL_SCAN)}: {full_scan.seconds:.1f}s")
-    assert full_scan.seconds < SCAN_WITHIN
 
 
 def test_only_tls_1_2_and_1_3(full_scan: Scan) -> None:
