@@ -58,7 +58,7 @@ lint: install ## ruff, mypy, hadolint and yamllint
 	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
-	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/
+	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/ k8s/
 
 lock: install ## recompile requirements*.lock from pyproject.toml (needs PyPI)
 	$(PY) -m pip install --quiet uv
