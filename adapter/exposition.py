@@ -70,11 +70,6 @@ class Exposition:
         text = value if isinstance(value, str) else format_value(value)
         lines.append(f"{full}{suffix}{label_text} {text}")
 
-    def extend_raw(self, text: str) -> None:
-        """Already-rendered families (from prometheus-client), appended as they are."""
-        if text:
-            self._families["\uffff" + str(len(self._families))] = [text.rstrip("\n")]
-
     def __contains__(self, name: str) -> bool:
         return f"{self.namespace}_{name}" in self._families
 

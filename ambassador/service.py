@@ -21,9 +21,9 @@ from ambassador.config import AmbassadorConfig, UpstreamGroup
 from ambassador.health import HealthChecker
 from ambassador.metrics import registry_for
 from ambassador.peers import Addresses, build_peers, resolve
-from podkit.admin import admin_app
+from podkit.admin import admin_app, start_site
 from podkit.health import Health
-from podkit.lifecycle import install_fast_loop
+from podkit.lifecycle import install_fast_loop, stop_on_signals
 from podkit.options import OptionError
 from podkit.proxy import ProxyServer, Upstream
 from podkit.proxy.exchange import Exchange
@@ -261,16 +261,7 @@ async def serve_admin(
         return web.Response(text=json.dumps(views(), indent=2), content_type="application/json")
 
     app.router.add_get("/upstreams", upstreams)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, *config.admin_listen, reuse_address=True).start()
-    return runner
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    return await start_site(app, *config.admin_listen)
 
 
 async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> None:

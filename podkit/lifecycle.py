@@ -31,6 +31,13 @@ def install_fast_loop() -> str:
     return "uvloop"
 
 
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set `stop` (the proxies run their own listeners, not serve_app)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
 async def serve_app(
     app: web.Application,
     host: str,

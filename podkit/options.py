@@ -12,7 +12,6 @@ import argparse
 import dataclasses
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -238,9 +237,3 @@ def redacted(cls_instance: Any) -> dict[str, Any]:
         value = getattr(cls_instance, f.name)
         out[f.name] = "<redacted>" if spec is not None and spec.secret and value else value
     return out
-
-
-def main_usage_error(prog: str, message: str) -> None:
-    """One line on stderr and exit 2: for checks that need more than one option."""
-    print(f"{prog}: {message}", file=sys.stderr)
-    raise SystemExit(2)

@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
 from dataclasses import replace
 
 from aiohttp import web
 
-from podkit.admin import admin_app
+from podkit.admin import admin_app, start_site
 from podkit.health import Health
-from podkit.lifecycle import install_fast_loop
+from podkit.lifecycle import install_fast_loop, stop_on_signals
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
 from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TunnelClient
@@ -81,19 +80,6 @@ class UpstreamProbe:
             self._reason = f"upstream {up.url} does not answer: {exc or 'timeout'}"
         self._checked = loop.time()
         return self._reason
-
-
-async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
-    return runner
-
-
-def stop_on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
 
 class Listener:
