@@ -1,7 +1,7 @@
 """Fixtures shared by every tier.
 
-Tiers live in folders (unit/, integration/, container/, e2e/) and each folder's tests carry
-the marker of the same name, added here, so `pytest -m unit` is the fast subset.
+Tiers live in folders (unit/, integration/, container/, e2e/, k8s/) and each folder's tests
+carry the marker of the same name, added here, so `pytest -m unit` is the fast subset.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from support.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
-TIERS = ("unit", "integration", "container", "e2e")
+TIERS = ("unit", "integration", "container", "e2e", "k8s")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

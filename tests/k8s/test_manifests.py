@@ -12,7 +12,7 @@ import pytest
 import yaml
 from support.tools import require_binary
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 KUSTOMIZATIONS = ["k8s", "k8s/sidecar", "k8s/ambassador", "k8s/adapter"]
 VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 
