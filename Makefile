@@ -10,6 +10,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 COMPOSE ?= docker compose
+# checkov pins dependencies the project's venv cannot share: it gets a venv of its own.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_REQUIREMENT := checkov>=3.2,<4
+# Every kustomization: the base and each overlay (`make lint` renders and scans them all).
+KUSTOMIZATIONS := k8s $(sort $(wildcard k8s/overlays/*))
 
 .PHONY: help host install test test-fast images up down bench lint lock clean
 
@@ -27,6 +32,12 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv with an editable install and the test tools
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.lock
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r requirements-checkov.lock
+	@touch $@
 
 images: host ## build the images (offline from a local Debian base when no registry answers)
 	@bash scripts/build-images.sh
@@ -54,16 +65,26 @@ bench: host install ## side by side: the adapter vs redis_exporter, the proxies 
 	$(PY) bench/proxy_bench.py --scenario sidecar
 	$(PY) bench/proxy_bench.py --scenario ambassador
 
-lint: install ## ruff, mypy, hadolint and yamllint
+lint: install $(CHECKOV_VENV)/.installed ## ruff, mypy, hadolint, yamllint, and checkov on every rendered kustomization
 	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
 	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/ k8s/
+	@# What `kubectl apply -k` would send, scanned; the skipped checks and why: k8s/.checkov.yaml.
+	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && set -e && \
+	for k in $(KUSTOMIZATIONS); do \
+	  mkdir -p "$$out/$$k" && kubectl kustomize "$$k" > "$$out/$$k/manifests.yaml"; \
+	  config=k8s/.checkov-without-network-policies.yaml; \
+	  if grep -q '^kind: NetworkPolicy$$' "$$out/$$k/manifests.yaml"; then config=k8s/.checkov.yaml; fi; \
+	  echo "checkov: $$k ($$config)"; \
+	  $(CHECKOV_VENV)/bin/checkov --config-file "$$config" -d "$$out/$$k"; \
+	done
 
 lock: install ## recompile requirements*.lock from pyproject.toml (needs PyPI)
 	$(PY) -m pip install --quiet uv
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements.lock --no-header
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --extra test --extra lint -o requirements-dev.lock --no-header
+	echo '$(CHECKOV_REQUIREMENT)' | $(VENV)/bin/uv pip compile - --universal --python-version 3.11 -o requirements-checkov.lock --no-header
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache wheelhouse/*.whl
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache wheelhouse/*.whl

@@ -278,7 +278,7 @@ class AmbassadorConfig(ProxyOptions):
         2.0,
         env="AMBASSADOR_CONFIG_CHECK_INTERVAL",
         parse=parse_duration,
-        help="how often --config is checked for changes (SIGHUP reloads at once)",
+        help="how often --config is checked for changes (0: never; SIGHUP reloads at once)",
     )
 
     def __post_init__(self) -> None:

@@ -193,7 +193,7 @@ class Ambassador:
         loop = asyncio.get_running_loop()
         await self.apply(self.group)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
-        if self.config.config:
+        if self.config.config and self.config.config_check_interval:
             self.tasks.append(asyncio.ensure_future(self.watch_config()))
         if self.config.resolve_interval:
             self.tasks.append(asyncio.ensure_future(self.resolve_forever()))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install and start what the demo and the tests need on a Debian 12 host: Docker engine,
-# the Compose v2 plugin, podman, and the peers the tests compare against (redis-server,
+# the Compose v2 plugin, podman (with kubectl, for the k8s/ tier), and the peers the tests compare against (redis-server,
 # redis_exporter, promtool, nginx, haproxy, wrk). Idempotent: a second run only checks.
 set -euo pipefail
 
@@ -71,6 +71,14 @@ fi
 if [ ! -f /etc/containers/containers.conf ] || ! grep -q default_ulimits /etc/containers/containers.conf; then
   mkdir -p /etc/containers
   printf '[containers]\ndefault_ulimits = ["nofile=16384:16384", "nproc=4096:4096"]\n' >>/etc/containers/containers.conf
+fi
+
+# kubectl (client only, for `kubectl kustomize`): preinstalled on the machines this project
+# targets; no Debian package carries it, so a missing one is named, not guessed at.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "bootstrap-host: kubectl is missing (the k8s/ checks render with kubectl kustomize);" \
+    "install it: https://kubernetes.io/docs/tasks/tools/" >&2
+  exit 1
 fi
 
 # The Docker daemon: no init system, so start it ourselves and wait for it.

@@ -1,40 +1,99 @@
-"""k8s/ renders with kustomize and every object is valid for Kubernetes 1.29 and for the
-newest version kubernetes-validate bundles; every container is locked down and probed."""
+"""k8s/ and its overlays render with kustomize and every object is valid for Kubernetes 1.29
+and for the newest version kubernetes-validate bundles (the custom resources it does not know
+by the fields that matter); every container is locked down and probed; each overlay changes
+what it says it changes, and its selectors and port names meet real pods and Services."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import time
 from pathlib import Path
-from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
-from support.tools import require_binary
+from support.kustomize import ROOT, Doc, pod_containers, render
+from support.processes import free_port
+from support.tools import require, require_binary
 
-ROOT = Path(__file__).resolve().parents[2]
-KUSTOMIZATIONS = ["k8s", "k8s/sidecar", "k8s/ambassador", "k8s/adapter"]
+from podkit.options import parse_duration
+
+OVERLAYS = sorted(
+    p.relative_to(ROOT).as_posix()
+    for p in (ROOT / "k8s" / "overlays").iterdir()
+    if (p / "kustomization.yaml").is_file()
+)
+KUSTOMIZATIONS = ["k8s", "k8s/base", "k8s/sidecar", "k8s/ambassador", "k8s/adapter", *OVERLAYS]
+DEPLOYABLE = ["k8s", *OVERLAYS]  # what `kubectl apply -k` is meant for
 VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
+# Custom resources: kubernetes-validate knows only Kubernetes' own kinds.
+CUSTOM = {
+    ("cert-manager.io/v1", "Certificate"),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
+}
 
 
-def render(path: str) -> list[dict[str, Any]]:
-    kubectl = require_binary("kubectl")
-    out = subprocess.run(
-        [kubectl, "kustomize", str(ROOT / path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def by_key(docs: list[Doc]) -> dict[str, Doc]:
+    return {f"{d['kind']}/{d['metadata']['name']}": d for d in docs}
+
+
+def deployments(docs: list[Doc]) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+
+
+def pods(docs: list[Doc]) -> dict[str, Doc]:
+    """Each Deployment's pod template, by Deployment name."""
+    return {name: d["spec"]["template"] for name, d in deployments(docs).items()}
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """A label selector (matchLabels, matchExpressions with In) against labels."""
+    if not selector:
+        return True
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expr in selector.get("matchExpressions", []):
+        assert expr["operator"] == "In", expr  # the only operator used here
+        if labels.get(expr["key"]) not in expr["values"]:
+            return False
+    return True
+
+
+def selected(selector: Doc, docs: list[Doc]) -> list[str]:
+    """Names of the Deployments whose pods the selector picks."""
+    return sorted(
+        name
+        for name, template in pods(docs).items()
+        if selects(selector, template["metadata"]["labels"])
     )
-    assert out.returncode == 0, out.stderr
-    return [doc for doc in yaml.safe_load_all(out.stdout) if doc]
 
 
+def container_port(pod: Doc, port: int | str) -> int | None:
+    """The number of a TCP container port of the pod, given by name or number."""
+    for container in pod_containers(pod):
+        for p in container.get("ports", []):
+            if p.get("protocol", "TCP") == "TCP" and port in (p.get("name"), p["containerPort"]):
+                return int(p["containerPort"])
+    return None
+
+
+# -- every kustomization ---------------------------------------------------------------------
 @pytest.mark.parametrize("path", KUSTOMIZATIONS)
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_object_is_valid(path: str, version: str) -> None:
     for doc in render(path):
+        if (doc["apiVersion"], doc["kind"]) in CUSTOM:
+            continue  # checked by hand below
         kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_base_is_k8s() -> None:
+    # k8s/kustomization.yaml only points at k8s/base, where the overlays find it.
+    assert render("k8s") == render("k8s/base")
 
 
 def test_the_whole_set_in_its_namespace() -> None:
@@ -54,31 +113,36 @@ def test_the_whole_set_in_its_namespace() -> None:
         "Service/server2",
         "Service/web",
     ]
-    for doc in docs:
+
+
+@pytest.mark.parametrize("path", DEPLOYABLE)
+def test_every_object_is_in_the_namespace_and_labelled(path: str) -> None:
+    for doc in render(path):
         if doc["kind"] != "Namespace":
-            assert doc["metadata"]["namespace"] == "pod-patterns"
+            assert doc["metadata"]["namespace"] == "pod-patterns", doc["metadata"]["name"]
         assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "pod-patterns"
 
 
-def test_every_container_is_locked_down_probed_and_bounded() -> None:
-    for doc in render("k8s"):
-        if doc["kind"] != "Deployment":
-            continue
-        pod = doc["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True
-        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+@pytest.mark.parametrize("path", DEPLOYABLE)
+def test_every_container_is_locked_down_probed_and_bounded(path: str) -> None:
+    for name, template in pods(render(path)).items():
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault", name
+        assert pod["automountServiceAccountToken"] is False, name  # none talks to the API
         for container in pod.get("initContainers", []) + pod["containers"]:
-            name = f"{doc['metadata']['name']}/{container['name']}"
+            where = f"{name}/{container['name']}"
             ctx = container["securityContext"]
-            assert ctx["allowPrivilegeEscalation"] is False, name
-            assert ctx["readOnlyRootFilesystem"] is True, name
-            assert ctx["capabilities"]["drop"] == ["ALL"], name
-            assert {"requests", "limits"} <= set(container["resources"]), name
-            if container in pod["containers"]:
-                assert "livenessProbe" in container, name
-        for container in pod["containers"]:
-            image = container["image"]
-            assert ":" in image, f"{image}: a tag is set (kustomize images:)"
+            assert ctx["allowPrivilegeEscalation"] is False, where
+            assert ctx["readOnlyRootFilesystem"] is True, where
+            assert ctx["capabilities"] == {"drop": ["ALL"]}, where
+            assert {"requests", "limits"} <= set(container["resources"]), where
+            assert ":" in container["image"], f"{where}: a tag is set (kustomize images:)"
+            if container in pod_containers(pod):
+                assert "livenessProbe" in container, where
+            # `preStop.sleep` is feature-gated off in Kubernetes 1.29: exec only.
+            for handler in container.get("lifecycle", {}).values():
+                assert set(handler) == {"exec"}, where
 
 
 def test_the_pods_wire_up_like_the_patterns() -> None:
@@ -95,3 +159,260 @@ def test_the_pods_wire_up_like_the_patterns() -> None:
     assert docs["Service/ambassador"]["spec"]["ports"][0]["port"] == 80
     metrics = docs["Service/redis-metrics"]["metadata"]["annotations"]
     assert metrics["prometheus.io/scrape"] == "true" and metrics["prometheus.io/port"] == "9121"
+
+
+# -- overlays/native-sidecars ----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("deployment", "helper", "before"), [("web", "sidecar", ["certs"]), ("redis", "adapter", [])]
+)
+def test_native_sidecars_are_init_containers_that_keep_running(
+    deployment: str, helper: str, before: list[str]
+) -> None:
+    base = pods(render("k8s"))[deployment]["spec"]
+    pod = pods(render("k8s/overlays/native-sidecars"))[deployment]["spec"]
+    assert helper not in [c["name"] for c in pod["containers"]]
+    assert [c["name"] for c in pod["initContainers"]] == [*before, helper]
+    moved = dict(pod["initContainers"][-1])
+    assert moved.pop("restartPolicy") == "Always"
+    assert "livenessProbe" in moved and "readinessProbe" in moved
+    # The container itself, its probes included, is the base's; so is the rest of the pod.
+    assert moved == next(c for c in base["containers"] if c["name"] == helper)
+    assert pod["containers"] == [c for c in base["containers"] if c["name"] != helper]
+    rest = {k: v for k, v in pod.items() if k not in ("containers", "initContainers")}
+    assert rest == {k: v for k, v in base.items() if k not in ("containers", "initContainers")}
+
+
+def test_native_sidecars_change_nothing_else() -> None:
+    base = by_key(render("k8s"))
+    overlay = by_key(render("k8s/overlays/native-sidecars"))
+    assert overlay.keys() == base.keys()
+    for key in base.keys() - {"Deployment/web", "Deployment/redis"}:
+        assert overlay[key] == base[key], key
+
+
+# -- overlays/production ---------------------------------------------------------------------
+def test_production_serves_the_tls_secret_from_a_directory_mount() -> None:
+    docs = render("k8s/overlays/production")
+    pod = pods(docs)["web"]["spec"]
+    assert "initContainers" not in pod  # no self-signed certificate
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" not in volumes["certs"]
+    assert volumes["certs"]["secret"] == {"secretName": "web-tls", "defaultMode": 0o440}
+    assert pod["securityContext"]["fsGroup"] == 10001  # the group that may read the files
+    sidecar = next(c for c in pod["containers"] if c["name"] == "sidecar")
+    mount = next(m for m in sidecar["volumeMounts"] if m["name"] == "certs")
+    assert "subPath" not in mount  # a subPath mount never receives a renewed Secret
+    env = {e["name"]: e.get("value") for e in sidecar["env"]}
+    assert env["SIDECAR_CERT_FILE"] == f"{mount['mountPath']}/tls.crt"
+    assert env["SIDECAR_KEY_FILE"] == f"{mount['mountPath']}/tls.key"
+    assert not [d for d in docs if d["kind"] == "Secret"]  # no private key in the repository
+
+
+def test_production_replicas_and_pod_security() -> None:
+    docs = render("k8s/overlays/production")
+    replicas = {name: d["spec"]["replicas"] for name, d in deployments(docs).items()}
+    assert replicas == {"web": 2, "ambassador": 2, "server1": 2, "server2": 2, "redis": 1}
+    namespace = by_key(docs)["Namespace/pod-patterns"]["metadata"]["labels"]
+    assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_each_disruption_budget_covers_the_pods_of_its_deployment() -> None:
+    docs = render("k8s/overlays/production")
+    budgets = [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+    assert sorted(b["metadata"]["name"] for b in budgets) == [
+        "ambassador",
+        "server1",
+        "server2",
+        "web",
+    ]
+    replicas = {name: d["spec"]["replicas"] for name, d in deployments(docs).items()}
+    for budget in budgets:
+        name = budget["metadata"]["name"]
+        assert selected(budget["spec"]["selector"], docs) == [name]
+        assert budget["spec"]["maxUnavailable"] == 1 < replicas[name]  # one keeps serving
+
+
+def test_the_autoscaler_scales_the_ambassador_on_its_cpu_request() -> None:
+    docs = render("k8s/overlays/production")
+    [hpa] = [d for d in docs if d["kind"] == "HorizontalPodAutoscaler"]
+    spec = hpa["spec"]
+    target = spec["scaleTargetRef"]
+    assert (target["apiVersion"], target["kind"], target["name"]) == (
+        "apps/v1",
+        "Deployment",
+        "ambassador",
+    )
+    deployment = by_key(docs)["Deployment/ambassador"]
+    assert spec["minReplicas"] == deployment["spec"]["replicas"] == 2 < spec["maxReplicas"]
+    [metric] = spec["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert 50 <= metric["resource"]["target"]["averageUtilization"] <= 90
+    # Utilization is measured against requests: every container must have one.
+    for container in pod_containers(deployment["spec"]["template"]["spec"]):
+        assert container["resources"]["requests"]["cpu"], container["name"]
+
+
+def test_network_policies_open_exactly_these_ports() -> None:
+    docs = render("k8s/overlays/production")
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies.pop("default-deny-ingress") == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    templates = pods(docs)
+    opened: dict[tuple[str, int], str] = {}
+    for name, spec in policies.items():
+        assert spec["policyTypes"] == ["Ingress"], name
+        targets = selected(spec["podSelector"], docs)
+        assert targets, f"{name} selects no pod"
+        for rule in spec["ingress"]:
+            peers = []
+            for peer in rule.get("from", []):
+                if "podSelector" in peer:
+                    sources = selected(peer["podSelector"], docs)
+                    assert sources, f"{name}: a peer selects no pod"
+                    peers += sources
+                else:
+                    labels = peer["namespaceSelector"]["matchLabels"]
+                    peers.append(f"namespace {labels['kubernetes.io/metadata.name']}")
+            for port in rule["ports"]:
+                assert port["protocol"] == "TCP"
+                for target in targets:
+                    number = container_port(templates[target]["spec"], port["port"])
+                    assert number is not None, f"{name}: {target} has no port {port['port']}"
+                    opened[(target, number)] = ", ".join(peers) or "anywhere"
+    # Redis' 6379 and the admin ports (9000) are opened to nobody.
+    assert opened == {
+        ("web", 8443): "anywhere",
+        ("ambassador", 8080): "anywhere",
+        ("server1", 8080): "ambassador",
+        ("server2", 8080): "ambassador",
+        ("redis", 9121): "namespace monitoring",
+    }
+
+
+# -- overlays/cert-manager -------------------------------------------------------------------
+def test_cert_manager_issues_the_secret_production_mounts() -> None:
+    docs = render("k8s/overlays/cert-manager")
+    [cert] = [d for d in docs if d["kind"] == "Certificate"]
+    assert cert["apiVersion"] == "cert-manager.io/v1"
+    assert cert["metadata"]["namespace"] == "pod-patterns"
+    volumes = {v["name"]: v for v in pods(docs)["web"]["spec"]["volumes"]}
+    assert cert["spec"]["secretName"] == volumes["certs"]["secret"]["secretName"]
+    issuer = cert["spec"]["issuerRef"]
+    assert issuer["group"] == "cert-manager.io" and issuer["kind"] == "ClusterIssuer"
+    assert issuer["name"] and cert["spec"]["dnsNames"]
+    # Otherwise it is the production overlay.
+    rest = [d for d in docs if d["kind"] != "Certificate"]
+    assert by_key(rest) == by_key(render("k8s/overlays/production"))
+
+
+# -- overlays/monitoring ---------------------------------------------------------------------
+def test_the_service_monitor_selects_only_the_metrics_service() -> None:
+    docs = render("k8s/overlays/monitoring")
+    [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == "pod-patterns"  # the Service's own namespace
+    services = [
+        d
+        for d in docs
+        if d["kind"] == "Service" and selects(monitor["spec"]["selector"], d["metadata"]["labels"])
+    ]
+    assert [s["metadata"]["name"] for s in services] == ["redis-metrics"]
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [p["name"] for p in services[0]["spec"]["ports"]]
+    assert endpoint["interval"] == "15s"
+    # Without the overlay's label the same selector would match nothing: it is what selects.
+    base = [d for d in render("k8s") if d["kind"] == "Service"]
+    assert not [s for s in base if selects(monitor["spec"]["selector"], s["metadata"]["labels"])]
+
+
+def test_the_pod_monitor_alternative_selects_the_adapter_port() -> None:
+    # Listed in no kustomization (one monitor is enough): read as a user would list it.
+    monitor = yaml.safe_load((ROOT / "k8s/overlays/monitoring/podmonitor.yaml").read_text())
+    assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
+    docs = render("k8s/overlays/monitoring")
+    assert selected(monitor["spec"]["selector"], docs) == ["redis"]
+    pod = pods(docs)["redis"]["spec"]
+    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
+    assert container_port(pod, endpoint["port"]) == 9121
+    assert endpoint["interval"] == "15s"
+
+
+# -- overlays/signal-reload ------------------------------------------------------------------
+def reloader_pod() -> Doc:
+    return pods(render("k8s/overlays/signal-reload"))["ambassador"]["spec"]
+
+
+def test_the_reloader_shares_the_process_namespace_and_the_uid() -> None:
+    pod = reloader_pod()
+    assert pod["shareProcessNamespace"] is True
+    ambassador, reloader = pod["containers"]
+    assert (ambassador["name"], reloader["name"]) == ("ambassador", "reloader")
+    assert reloader["image"] == ambassador["image"]  # no image added
+    # Same uid, so the signal needs no capability (and none is added).
+    uids = {
+        c.get("securityContext", {}).get("runAsUser", pod["securityContext"]["runAsUser"])
+        for c in (ambassador, reloader)
+    }
+    assert uids == {10001}
+    assert "add" not in reloader["securityContext"]["capabilities"]
+    # It watches the file the ambassador reads, in the config volume the kubelet updates.
+    [mount] = [m for m in ambassador["volumeMounts"] if m["name"] == "config"]
+    env = {e["name"]: e.get("value") for e in ambassador["env"]}
+    assert reloader["args"] == [env["AMBASSADOR_CONFIG"]]
+    assert env["AMBASSADOR_CONFIG"].startswith(mount["mountPath"] + "/")
+    assert [m["name"] for m in reloader["volumeMounts"]] == ["config"]
+    # The ambassador's own check of the file is off: the reloader's signal is what reloads.
+    assert parse_duration(env["AMBASSADOR_CONFIG_CHECK_INTERVAL"]) == 0
+
+
+def test_the_reloader_sends_sighup_when_the_configmap_is_swapped(tmp_path: Path) -> None:
+    """The reloader's own script, beside a real ambassador in a PID namespace of their own
+    (as in the pod), on a directory laid out as the kubelet lays out a ConfigMap volume."""
+    unshare = require_binary("unshare")
+    require("a PID namespace", os.geteuid() == 0, "unshare --pid needs root")
+    reloader = reloader_pod()["containers"][1]
+    script = reloader["command"][2]
+
+    def version(name: str, upstreams: str) -> None:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ambassador.yaml").write_text(f"upstreams: {upstreams}\n")
+
+    version("..v1", '["http://127.0.0.1:9"]')
+    (tmp_path / "..data").symlink_to("..v1")
+    (tmp_path / "ambassador.yaml").symlink_to("..data/ambassador.yaml")
+    log = tmp_path / "ambassador.log"
+    env = {
+        **os.environ,
+        "AMBASSADOR_CONFIG": str(tmp_path / "ambassador.yaml"),
+        "AMBASSADOR_CONFIG_CHECK_INTERVAL": "0",  # as in the overlay: only SIGHUP reloads
+        "AMBASSADOR_LISTEN": f"127.0.0.1:{free_port()}",
+        "AMBASSADOR_ADMIN_LISTEN": f"127.0.0.1:{free_port()}",
+        "SCRIPT": script,
+        "WATCH": str(tmp_path / "ambassador.yaml"),
+    }
+    shell = (
+        f'"{sys.executable}" -m ambassador >"{log}" 2>&1 & '
+        f'"{sys.executable}" -c "$SCRIPT" "$WATCH" >"{tmp_path}/reloader.log" 2>&1 & wait'
+    )
+    proc = subprocess.Popen(
+        [unshare, "--pid", "--fork", "--mount-proc", "--kill-child", "sh", "-c", shell], env=env
+    )
+    try:
+        wait_for_text(log, "listening on")
+        wait_for_text(tmp_path / "reloader.log", "watching")
+        # The kubelet's atomic update: the new files in a new folder, `..data` renamed over.
+        version("..v2", '["http://127.0.0.1:9 weight=3", "http://127.0.0.1:10"]')
+        (tmp_path / "..data_tmp").symlink_to("..v2")
+        (tmp_path / "..data_tmp").rename(tmp_path / "..data")
+        wait_for_text(log, "configuration reloaded (SIGHUP): http://127.0.0.1:9 weight=3")
+    finally:
+        proc.kill()  # unshare ignores SIGTERM; with it go the namespace and all in it
+        proc.wait(timeout=10)
+
+
+def wait_for_text(path: Path, text: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and text in path.read_text():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"no {text!r} in {path.name}: {path.read_text() if path.exists() else ''}")

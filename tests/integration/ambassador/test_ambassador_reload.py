@@ -8,8 +8,10 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 from pathlib import Path
 
+import pytest
 from support.ambassador_fixtures import (  # noqa: F401 - fixtures, used by name
     Ambassador,
     EchoServer,
@@ -156,18 +158,21 @@ def test_invalid_config_is_refused_and_the_old_one_keeps_serving(
     wait_for_weights(ambassador, {server1.url: 1, server2.url: 1})
 
 
+@pytest.mark.parametrize("interval", ["1h", "0"])
 def test_sighup_reloads_at_once(
-    tmp_path: Path, start_server: StartServer, start_ambassador: StartAmbassador
+    tmp_path: Path, start_server: StartServer, start_ambassador: StartAmbassador, interval: str
 ) -> None:
-    """With the file check an hour apart, only SIGHUP can have reloaded it."""
+    """With the file check an hour apart or off (0), only SIGHUP can have reloaded it."""
     server1, server2 = start_server("server1"), start_server("server2")
     config = tmp_path / "ambassador.yaml"
     config.write_text(config_text(server1, 1, server2, 1))
-    ambassador = start_ambassador("--config", str(config), "--config-check-interval", "1h")
+    ambassador = start_ambassador("--config", str(config), "--config-check-interval", interval)
 
     with Load(ambassador.port, connections=3) as load:
         load.wait_for_more(200)
         replace(config, config_text(server1, 3, server2, 1))
+        time.sleep(1.0)  # a check of the file would have seen it by now
+        assert ambassador.weights() == {server1.url: 1, server2.url: 1}
         ambassador.proc.send_signal(signal.SIGHUP)
         wait_for_weights(ambassador, {server1.url: 3, server2.url: 1})
         load.wait_for_more(200)
