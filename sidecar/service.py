@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 
 from aiohttp import web
 
@@ -22,6 +23,7 @@ from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TunnelClient
 from podkit.workers import Workers, report_forever
 from sidecar.config import SidecarConfig
+from sidecar.first_bytes import FirstBytes
 from sidecar.metrics import registry_for
 from sidecar.redirect import redirect_app
 from sidecar.tls import CertStore, Settings, count_handshake_failures, subject_of
@@ -106,13 +108,18 @@ class Listener:
             context = self.certs.front_context()
             count_handshake_failures(context, self.proxy.stats.handshake_failures)
         loop = asyncio.get_running_loop()
-        factory: Callable[[], asyncio.Protocol] = (
+        factory: Callable[[], asyncio.BaseProtocol] = (
             (lambda: TunnelClient(self.upstream, self.tunnels))
             if config.mode == "tcp"
             else self.proxy.connection
         )
         # The TLS handshake is bounded by the header timeout, as nginx bounds it by
         # client_header_timeout.
+        if context is not None and config.mode == "http":
+            # TLS started on the first bytes, so that plain HTTP can get a 400 instead.
+            failures = self.proxy.stats.handshake_failures
+            factory = partial(FirstBytes, factory, context, config.header_timeout, failures)
+            context = None
         self.server = await loop.create_server(
             factory,
             host,

@@ -170,3 +170,22 @@ def test_sni_chooses_the_extra_certificate(
         sock.sendall(b"GET / HTTP/1.1\r\nHost: other.test\r\n\r\n")
         reply = read_reply(sock.makefile("rb"))
     assert reply.status == 200 and reply.body.startswith(b"server: web\n")
+
+
+# -- plain HTTP on the TLS port ----------------------------------------------------------------
+
+
+def test_plain_http_on_the_tls_port_gets_nginx_400(sidecar: Sidecar, pki: Pki) -> None:
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as sock:
+        sock.sendall(b"GET /secret HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        stream = sock.makefile("rb")
+        reply = read_reply(stream)
+        assert stream.read() == b""  # and closed
+    assert reply.status == 400
+    assert reply.body == b"The plain HTTP request was sent to HTTPS port\n"
+    assert reply.header("Connection") == "close"
+    assert reply.header("X-Echo-Server") is None  # the sidecar's answer: nothing went upstream
+    families = metrics.parse(sidecar.admin("/metrics")[1])
+    reason = "plain_http"
+    assert metrics.value(families, "sidecar_tls_handshake_failures_total", reason=reason) == 1
+    assert echoed_headers(sidecar, pki.client_context())  # TLS on the port goes on

@@ -1,0 +1,127 @@
+"""FirstBytes on both loops the sidecar runs on (uvloop, and asyncio's own when uvloop is
+absent): a TLS client is served through the loop's own TLS protocol, its first bytes
+included; plain HTTP gets nginx's 400; a client that sends nothing is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Callable
+
+import pytest
+import uvloop
+from support.sidecar_fixtures import Pki, pki_fixture  # noqa: F401 - fixture, used by name
+
+from sidecar.first_bytes import PLAIN_HTTP_ANSWER, FirstBytes
+
+LOOPS = pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
+
+
+class Upper(asyncio.Protocol):
+    """The application behind the TLS layer: answers every chunk upper-cased."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert transport.get_extra_info("ssl_object") is not None  # it runs over TLS
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data.upper())
+
+
+def serve(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+    pki: Pki,
+    client: Callable[[int], object],
+    timeout: float = 5.0,
+) -> dict[str, int]:
+    """Run `client(port)` (a coroutine function) against FirstBytes on a fresh loop; return
+    the failures counted."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    pki.leaf.configure_cert(context)
+    failures: dict[str, int] = {}
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(
+            lambda: FirstBytes(Upper, context, timeout, failures), "127.0.0.1", 0
+        )
+        port = server.sockets[0].getsockname()[1]
+        try:
+            await asyncio.wait_for(client(port), 10)  # type: ignore[arg-type]
+        finally:
+            server.close()
+
+    loop = new_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return failures
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+
+
+@LOOPS
+def test_tls_client_is_served_from_its_first_byte(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=pki.client_context(), server_hostname="localhost"
+        )
+        big = b"x" * 300_000  # more than the first read and more than one TLS record
+        writer.write(big)
+        assert await reader.readexactly(len(big)) == big.upper()
+        writer.write(b"again")
+        assert await reader.readexactly(5) == b"AGAIN"
+        await close(writer)
+
+    assert serve(new_loop, pki, client) == {}
+
+
+@LOOPS
+def test_plain_http_gets_400(new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert await reader.read() == PLAIN_HTTP_ANSWER  # all of it, then closed
+        await close(writer)
+
+    assert serve(new_loop, pki, client) == {"plain_http": 1}
+
+
+@LOOPS
+def test_other_bytes_are_left_to_tls_to_refuse(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x00\x01\x02\x03 not a TLS record")
+        data = await reader.read()
+        assert not data.startswith(b"HTTP/")
+        await close(writer)
+
+    serve(new_loop, pki, client)
+
+
+@LOOPS
+def test_silent_client_is_dropped(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        started = asyncio.get_running_loop().time()
+        try:
+            assert await reader.read() == b""
+        except ConnectionResetError:
+            pass
+        assert asyncio.get_running_loop().time() - started < 5
+        await close(writer)
+
+    serve(new_loop, pki, client, timeout=0.5)
