@@ -42,6 +42,7 @@ from support.processes import wait_for
 from support.tools import require_binary
 
 TIMEOUT = 180.0
+NETWORK_PREFIX = "pod-patterns-k8s-"
 # Pods get fixed addresses from here, on a network of their own.
 FIRST_HOST = 10
 
@@ -137,6 +138,12 @@ def workloads(docs: list[Doc]) -> list[Doc]:
 def pod_spec(doc: Doc) -> Doc:
     spec: Doc = doc["spec"] if doc["kind"] == "Pod" else doc["spec"]["template"]["spec"]
     return spec
+
+
+def pod_name(doc: Doc) -> str:
+    """podman's name for the (first) pod of a workload."""
+    name: str = doc["metadata"]["name"]
+    return f"{name}-pod-0" if doc["kind"] == "Deployment" else name
 
 
 def pod_labels(doc: Doc) -> dict[str, str]:
@@ -248,7 +255,8 @@ def create_network(name: str) -> str:
 def play(docs: list[Doc], images: dict[str, str]) -> Iterator[dict[str, PlayedPod]]:
     """Play every workload of `docs` with the ConfigMaps and Secrets among them; tear down
     always, and fail if anything is left behind."""
-    network = f"pod-patterns-k8s-{secrets.token_hex(4)}"
+    network = f"{NETWORK_PREFIX}{secrets.token_hex(4)}"
+    clear_earlier_runs(docs)
     before = leftovers_of_play()
     prefix = create_network(network)
     names = [w["metadata"]["name"] for w in workloads(docs)]
@@ -259,7 +267,7 @@ def play(docs: list[Doc], images: dict[str, str]) -> Iterator[dict[str, PlayedPo
         with tempfile.TemporaryDirectory(prefix="kube-play-") as tmp:
             for doc in played:
                 name = doc["metadata"]["name"]
-                pod = f"{name}-pod-0" if doc["kind"] == "Deployment" else name
+                pod = pod_name(doc)
                 pods[name] = PlayedPod(name, pod, addresses[name], pod_spec(doc), ports[name])
                 path = Path(tmp) / f"{name}.yaml"
                 path.write_text(yaml.safe_dump_all([*data, doc]))
@@ -268,6 +276,29 @@ def play(docs: list[Doc], images: dict[str, str]) -> Iterator[dict[str, PlayedPo
     finally:
         leftovers = teardown(pods, network, before)
     assert not leftovers, f"left behind after the teardown: {leftovers}"
+
+
+def clear_earlier_runs(docs: list[Doc]) -> None:
+    """Remove what an interrupted earlier run left: pods of the names about to be played on
+    one of the networks play() makes, then those networks and the ConfigMaps' volumes if
+    unused. A pod of such a name that is anyone else's is left alone, and the run stops."""
+    for doc in workloads(docs):
+        pod = pod_name(doc)
+        if not exists("pod", pod):
+            continue
+        # (A pod whose creation was cut short has no container on any network yet.)
+        networks = podman("ps", "--all", "--filter", f"pod={pod}", "--format", "{{.Networks}}")
+        if networks.strip() and NETWORK_PREFIX not in networks:
+            raise RuntimeError(f"a pod named {pod} exists, not from these tests: remove it first")
+        podman("pod", "rm", "--force", "--time", "0", pod)
+    for network in podman("network", "ls", "--format", "{{.Name}}").split():
+        if network.startswith(NETWORK_PREFIX):
+            podman("network", "rm", network, check=False)  # refused while in use
+    # play copies a ConfigMap into a volume of its name, and reuses one that exists: an old
+    # copy (one a test changed, say) would be played instead of the manifest's.
+    for doc in docs:
+        if doc["kind"] in ("ConfigMap", "Secret") and exists("volume", doc["metadata"]["name"]):
+            podman("volume", "rm", doc["metadata"]["name"], check=False)  # refused while in use
 
 
 def leftovers_of_play() -> set[tuple[str, str]]:
