@@ -1,8 +1,8 @@
 """The rendered k8s/ pods run with `podman kube play`: what a kubelet would run, without a
 cluster (no API server can be had on these machines).
 
-Debian 12's podman 4.3 differs from a kubelet in four ways that matter here; `for_podman`
-changes the played copy for those and nothing else:
+Debian 12's podman 4.3 differs from a kubelet in these ways that matter here; `for_podman`
+changes the played copy for them and nothing else:
 - images come from podman's own store, copied from Docker's: `imagePullPolicy: Never`, and
   the images the build named in .env (the offline Redis stand-in, for example);
 - 4.3 publishes every containerPort on the same port of the host (later versions do not), so
@@ -11,7 +11,7 @@ changes the played copy for those and nothing else:
 - it restarts finished init containers under `restartPolicy: Always`, so the pods' policy is
   OnFailure (a crashed container is still restarted);
 - there are no Services and no cluster DNS: every pod gets a fixed address on a private
-  network, and `hostAliases` give each Service's names the address of the pod it service_selects;
+  network, and `hostAliases` give each Service's names the address of the pod it selects;
 - it writes a Secret volume's files base64-encoded (and panics on one without `optional`):
   the played copy mounts the same keys, decoded, from a ConfigMap of the same name.
 Probes are left as they are: podman makes only liveness probes into healthchecks, run by
