@@ -8,14 +8,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 from support.kustomize import ROOT, Doc, pod_containers, render
-from support.processes import free_port
+from support.processes import free_port, wait_for
 from support.tools import require, require_binary
 
 from podkit.options import parse_duration
@@ -409,10 +408,8 @@ def test_the_reloader_sends_sighup_when_the_configmap_is_swapped(tmp_path: Path)
         proc.wait(timeout=10)
 
 
-def wait_for_text(path: Path, text: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"no {text!r} in {path.name}: {path.read_text() if path.exists() else ''}")
+def wait_for_text(path: Path, text: str) -> None:
+    try:
+        wait_for(lambda: path.exists() and text in path.read_text(), 15, f"{text!r}")
+    except TimeoutError as exc:
+        pytest.fail(f"{exc} in {path.name}: {path.read_text() if path.exists() else ''}")

@@ -5,17 +5,15 @@ modules: the base's played pods, test_play.py's, have the same names.)"""
 from __future__ import annotations
 
 import base64
-import http.client
 import os
 import socket
 import ssl
-from collections import Counter
 from pathlib import Path
 
 import trustme
 from support import images
 from support.kustomize import Doc, render
-from support.podman import PlayedPod, load_images, play, probe, wait_ready
+from support.podman import PlayedPod, load_images, play, probe, split, wait_ready
 from support.processes import wait_for
 from support.sidecar_fixtures import Reply, der, read_reply, write_pair
 
@@ -106,18 +104,6 @@ def test_signal_reload_reloader_signals_the_ambassador(docker_client: object) ->
         )
         assert "SIGHUP to" in ambassador.logs("reloader")
         assert split(ambassador, 400) == {"server1": 200, "server2": 200}
-
-
-def split(ambassador: PlayedPod, requests: int) -> Counter[str]:
-    conn = http.client.HTTPConnection("127.0.0.1", ambassador.host_ports["http"], timeout=10)
-    served: Counter[str] = Counter()
-    for _ in range(requests):
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        served[response.getheader("X-Echo-Server") or str(response.status)] += 1
-    conn.close()
-    return served
 
 
 def replace_file(path: Path, text: str) -> None:

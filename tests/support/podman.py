@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import http.client
 import json
 import secrets
 import socket
@@ -29,6 +30,7 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -129,6 +131,21 @@ class PlayedPod:
             timeout=30,
             check=False,
         )
+
+
+def split(pod: PlayedPod, requests: int) -> Counter[str]:
+    """Which server answered each of `requests` GETs sent through the pod's `http` port on one
+    kept connection (the demo app names itself in X-Echo-Server); every answer a 200."""
+    conn = http.client.HTTPConnection("127.0.0.1", pod.host_ports["http"], timeout=10)
+    served: Counter[str] = Counter()
+    for _ in range(requests):
+        conn.request("GET", "/")
+        response = conn.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+        served[response.getheader("X-Echo-Server") or "?"] += 1
+    conn.close()
+    return served
 
 
 def workloads(docs: list[Doc]) -> list[Doc]:
