@@ -366,6 +366,7 @@ class Outcome:
     status: int = 0  # 0: no response
     server: str | None = None
     error: str = ""  # empty: a response came back
+    ended: float = 0.0  # time.monotonic() when the answer, or the error, came
 
     @property
     def ok(self) -> bool:
@@ -395,6 +396,7 @@ class Load:
                 except (OSError, http.client.HTTPException) as exc:
                     outcome.error = repr(exc)
                     time.sleep(0.01)  # no busy loop against a closed port
+                outcome.ended = time.monotonic()
                 with self.lock:
                     self.outcomes.append(outcome)
         finally:

@@ -46,19 +46,21 @@ def test_sigterm_under_load_drains_and_exits_0(
     def slow_request() -> None:
         try:
             with Client(ambassador.port, timeout=10) as client:
-                slow.append(client.request("GET", "/slow?delay=1"))
+                slow.append(client.request("GET", "/slow?delay=3"))
         except BaseException as exc:
             slow.append(exc)
 
     slow_thread = threading.Thread(target=slow_request, daemon=True)
+    slow_thread.start()
+    # Before the load starts, so the one active request counted is the slow one.
+    wait_for(
+        lambda: sum(p["active_requests"] for p in ambassador.upstreams()) == 1,
+        5,
+        "the slow request at an upstream",
+    )
     with Load(ambassador.port, connections=4) as load:
         load.wait_for_more(200)
-        slow_thread.start()
-        wait_for(
-            lambda: sum(p["active_requests"] for p in ambassador.upstreams()) >= 1,
-            5,
-            "the slow request at an upstream",
-        )
+        assert slow == [], "the slow request ended before the signal; nothing was drained"
         signalled = time.monotonic()
         ambassador.proc.send_signal(signal.SIGTERM)
         # unready at once, while the slow request still holds the process up
@@ -76,12 +78,16 @@ def test_sigterm_under_load_drains_and_exits_0(
 
     assert code == 0, log[-2000:]
     assert len(slow) == 1 and isinstance(slow[0], Reply), slow
-    assert (slow[0].status, slow[0].body) == (200, b"slept 1s\n")
+    assert (slow[0].status, slow[0].body) == (200, b"slept 3s\n")
 
     before = [o for o in outcomes if o.started < signalled]
     after = [o for o in outcomes if o.started >= signalled]
-    assert len(before) >= 200 and [o for o in before if not o.ok] == []
-    # After the signal: answered 200, or not taken at all (nothing of an answer came).
+    assert len(before) >= 200
+    # Before the signal everything is answered, but for a request still unread when it came
+    # (the kept-alive race: closed as idle, as nginx does). After it: answered 200, or not
+    # taken at all (nothing of an answer came).
+    failed_before = [o for o in before if not o.ok and not (unanswered(o) and o.ended > signalled)]
+    assert failed_before == [], failed_before[:5]
     failed = [o for o in after if not o.ok and not unanswered(o)]
     assert failed == [], failed[:5]
     assert "draining" in log and "stopped" in log
