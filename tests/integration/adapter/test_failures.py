@@ -3,8 +3,6 @@ counted; the log says what is wrong and never shows the password."""
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 from support import metrics
@@ -53,14 +51,10 @@ def test_slow_redis_answers_within_the_budget(
     service = adapter(tmp_path, "--redis-addr", redis_server.url, "--connection-timeout", "5s")
     started.append(service.start())
     scrape(service)  # a kept connection, so the next scrape waits on the reply, not connect
-    blocker = threading.Thread(
-        target=lambda: redis_server.client().execute_command("DEBUG", "SLEEP", "3")
-    )
-    blocker.start()
-    time.sleep(0.2)
+    # Every client's commands wait 3 s from the moment this returns.
+    redis_server.client().execute_command("CLIENT", "PAUSE", "3000", "ALL")
     # Prometheus tells how long it waits; the adapter answers redis_up 0 before that.
     families = scrape(service, headers={"X-Prometheus-Scrape-Timeout-Seconds": "1"}, timeout=2.5)
-    blocker.join()
     assert metrics.value(families, "redis_up") == 0
     assert metrics.value(families, "redis_exporter_last_scrape_error", err="timeout") == 1
     wait_for(lambda: metrics.value(scrape(service), "redis_up") == 1, what="recovery")
