@@ -113,21 +113,20 @@ class Listener:
             if config.mode == "tcp"
             else self.proxy.connection
         )
-        # The TLS handshake is bounded by the header timeout, as nginx bounds it by
-        # client_header_timeout.
-        if context is not None and config.mode == "http":
-            # TLS started on the first bytes, so that plain HTTP can get a 400 instead.
-            failures = self.proxy.stats.handshake_failures
-            factory = partial(FirstBytes, factory, context, config.header_timeout, failures)
-            context = None
+        # TLS starts on the first bytes, so that plain HTTP can get a 400 instead (not in
+        # tcp mode) and every handshake's end is seen. It is bounded by the header timeout,
+        # as nginx bounds it by client_header_timeout.
+        if context is not None:
+            factory = partial(
+                FirstBytes,
+                factory,
+                context,
+                config.header_timeout,
+                self.proxy.stats.handshake_failures,
+                answer_plain_http=config.mode == "http",
+            )
         self.server = await loop.create_server(
-            factory,
-            host,
-            port,
-            ssl=context,
-            reuse_port=reuse_port or None,
-            backlog=4096,
-            ssl_handshake_timeout=config.header_timeout if context else None,
+            factory, host, port, reuse_port=reuse_port or None, backlog=4096
         )
         self.proxy.serving(self.server)
         if self.certs is not None:

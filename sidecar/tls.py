@@ -201,7 +201,14 @@ HANDSHAKE_REASONS = {
     "PEER_DID_NOT_RETURN_A_CERTIFICATE": "client_cert_missing",
     "CERTIFICATE_VERIFY_FAILED": "client_cert_invalid",
 }
-HANDSHAKE_LABELS = (*sorted(set(HANDSHAKE_REASONS.values())), "rejected_by_client", "other")
+# timeout and client_closed: counted where the connection is held (first_bytes.count_handshake_end).
+HANDSHAKE_LABELS = (
+    *sorted(set(HANDSHAKE_REASONS.values())),
+    "rejected_by_client",
+    "timeout",
+    "client_closed",
+    "other",
+)
 
 
 def handshake_failure(exc: ssl.SSLError) -> str:
@@ -218,8 +225,8 @@ def count_handshake_failures(context: ssl.SSLContext, failures: dict[str, int]) 
 
     Neither asyncio nor uvloop reports a failed server-side handshake anywhere (not even to
     the loop's exception handler), but both drive it through the context's SSLObject, whose
-    class can be ours. Handshakes that time out or lose their peer raise no SSLError and are
-    not counted here.
+    class can be ours. Handshakes that time out or lose their peer raise no SSLError; they
+    are counted where the connection is held (first_bytes.count_handshake_end).
     """
 
     class CountingSSLObject(ssl.SSLObject):

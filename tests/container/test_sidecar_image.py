@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 import trustme
-from support import images
+from support import images, metrics
 from support.containers import assert_pid1_is, wait_healthy
 from support.processes import http_get, wait_for
 from testcontainers.core.container import DockerContainer
@@ -219,7 +219,12 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(pod: Pod, docker_clien
         target=lambda: replies.append(pod.https(f"/slow?delay={IN_FLIGHT_DELAY}", timeout=10))
     )
     request.start()
-    time.sleep(0.5)  # the request is at the main container, which is sleeping
+    wait_for(  # counted once its handshake is done; the request follows at once
+        lambda: metrics.value(metrics.parse(pod.admin("/metrics")[1]), "sidecar_connections") == 1,
+        10,
+        "the slow request's connection",
+    )
+    time.sleep(0.3)  # the request is at the main container, which is sleeping
 
     started = time.monotonic()
     container.stop(timeout=10)  # SIGTERM; SIGKILL only after 10 s

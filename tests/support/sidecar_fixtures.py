@@ -8,6 +8,7 @@ modules import these instead: each fixture is named by `name=` and its function 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import sys
@@ -62,6 +63,14 @@ class Pki:
         if client_cert is not None:
             client_cert.configure_cert(ctx)
         return ctx
+
+    def client_hello(self) -> bytes:
+        """A TLS client's first flight, made without a socket: for handshakes left unfinished."""
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = self.client_context().wrap_bio(incoming, outgoing, server_hostname="localhost")
+        with contextlib.suppress(ssl.SSLWantReadError):
+            tls.do_handshake()
+        return outgoing.read()
 
 
 @pytest.fixture(name="pki")

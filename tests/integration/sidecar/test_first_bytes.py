@@ -1,11 +1,13 @@
 """FirstBytes on both loops the sidecar runs on (uvloop, and asyncio's own when uvloop is
 absent): a TLS client is served through the loop's own TLS protocol, its first bytes
-included; plain HTTP gets nginx's 400; a client that sends nothing is dropped."""
+included; plain HTTP gets nginx's 400; a client that sends nothing is dropped; how each
+handshake ends is counted (stalled, left half-way), and a good one never is."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from collections.abc import Callable
 
@@ -35,21 +37,30 @@ def serve(
     new_loop: Callable[[], asyncio.AbstractEventLoop],
     pki: Pki,
     client: Callable[[int], object],
+    expected: dict[str, int],
     timeout: float = 5.0,
+    answer_plain_http: bool = True,
 ) -> dict[str, int]:
     """Run `client(port)` (a coroutine function) against FirstBytes on a fresh loop; return
-    the failures counted."""
+    the failures counted once they are `expected` (or 5 s passed), and a moment later."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     pki.leaf.configure_cert(context)
     failures: dict[str, int] = {}
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(
-            lambda: FirstBytes(Upper, context, timeout, failures), "127.0.0.1", 0
+            lambda: FirstBytes(Upper, context, timeout, failures, answer_plain_http),
+            "127.0.0.1",
+            0,
         )
         port = server.sockets[0].getsockname()[1]
         try:
             await asyncio.wait_for(client(port), 10)  # type: ignore[arg-type]
+            for _ in range(250):
+                if failures == expected:
+                    break
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # anything counted twice, or wrongly, has been by now
         finally:
             server.close()
 
@@ -82,7 +93,7 @@ def test_tls_client_is_served_from_its_first_byte(
         assert await reader.readexactly(5) == b"AGAIN"
         await close(writer)
 
-    assert serve(new_loop, pki, client) == {}
+    assert serve(new_loop, pki, client, {}) == {}
 
 
 @LOOPS
@@ -93,7 +104,7 @@ def test_plain_http_gets_400(new_loop: Callable[[], asyncio.AbstractEventLoop], 
         assert await reader.read() == PLAIN_HTTP_ANSWER  # all of it, then closed
         await close(writer)
 
-    assert serve(new_loop, pki, client) == {"plain_http": 1}
+    assert serve(new_loop, pki, client, {"plain_http": 1}) == {"plain_http": 1}
 
 
 @LOOPS
@@ -107,11 +118,24 @@ def test_other_bytes_are_left_to_tls_to_refuse(
         assert not data.startswith(b"HTTP/")
         await close(writer)
 
-    assert serve(new_loop, pki, client) == {}  # not taken for plain HTTP
+    assert serve(new_loop, pki, client, {}) == {}  # not taken for plain HTTP
 
 
 @LOOPS
-def test_silent_client_is_dropped(
+def test_plain_http_goes_to_tls_where_not_answered(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert not (await reader.read()).startswith(b"HTTP/")
+        await close(writer)
+
+    assert serve(new_loop, pki, client, {}, answer_plain_http=False) == {}
+
+
+@LOOPS
+def test_silent_client_is_dropped_and_counted(
     new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
 ) -> None:
     async def client(port: int) -> None:
@@ -122,4 +146,53 @@ def test_silent_client_is_dropped(
             pass
         await close(writer)
 
-    serve(new_loop, pki, client, timeout=0.5)
+    assert serve(new_loop, pki, client, {"timeout": 1}, timeout=0.5) == {"timeout": 1}
+
+
+@LOOPS
+def test_handshake_stalled_after_the_client_hello_is_counted(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(pki.client_hello())
+        with contextlib.suppress(ConnectionResetError):
+            while await reader.read(65536):  # the server's flight, then the drop
+                pass
+        await close(writer)
+
+    assert serve(new_loop, pki, client, {"timeout": 1}, timeout=0.5) == {"timeout": 1}
+
+
+@LOOPS
+def test_client_leaving_half_way_is_counted(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(pki.client_hello())
+        await reader.read(1)  # the server answered: the handshake is under way
+        await close(writer)
+
+    expected = {"client_closed": 1}
+    assert serve(new_loop, pki, client, expected) == expected
+
+
+@LOOPS
+def test_neither_a_bare_tcp_check_nor_a_good_handshake_closed_at_once_is_counted(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], pki: Pki
+) -> None:
+    async def client(port: int) -> None:
+        loop = asyncio.get_running_loop()
+        context = pki.client_context()
+
+        def connect_and_leave(handshake: bool) -> None:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                if handshake:  # the Finished and the FIN reach the server together
+                    context.wrap_socket(sock, server_hostname="localhost").close()
+
+        for _ in range(10):
+            await loop.run_in_executor(None, connect_and_leave, False)
+            await loop.run_in_executor(None, connect_and_leave, True)
+
+    assert serve(new_loop, pki, client, {}) == {}

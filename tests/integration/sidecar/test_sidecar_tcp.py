@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
+from support import metrics
 from support.processes import free_port
 from support.sidecar_fixtures import (  # noqa: F401 - fixtures, used by name
     Sidecar,
@@ -145,3 +146,18 @@ async def test_upstream_down_closes_the_client_connection(start_sidecar: StartSi
         assert data == b""
     finally:
         await close(writer)
+
+
+async def test_plain_http_is_left_to_tls_and_counted(tunnel: Sidecar) -> None:
+    """No HTTP answer on a port that does not speak HTTP: OpenSSL refuses the bytes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", tunnel.port)
+    try:
+        writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        async with asyncio.timeout(TIMEOUT):
+            with contextlib.suppress(ConnectionError):
+                assert not (await reader.read()).startswith(b"HTTP/")
+    finally:
+        await close(writer)
+    families = metrics.parse((await asyncio.to_thread(tunnel.admin, "/metrics"))[1])
+    failures = metrics.value(families, "sidecar_tls_handshake_failures_total", reason="plain_http")
+    assert failures == 1

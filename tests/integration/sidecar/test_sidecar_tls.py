@@ -3,6 +3,7 @@ header, many handshakes at once, and certificates chosen by SNI."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import ssl
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import trustme
 from support import metrics
+from support.processes import wait_for
 from support.sidecar_fixtures import (  # noqa: F401 - fixtures, used by name
     Pki,
     Sidecar,
@@ -189,3 +191,30 @@ def test_plain_http_on_the_tls_port_gets_nginx_400(sidecar: Sidecar, pki: Pki) -
     reason = "plain_http"
     assert metrics.value(families, "sidecar_tls_handshake_failures_total", reason=reason) == 1
     assert echoed_headers(sidecar, pki.client_context())  # TLS on the port goes on
+
+
+# -- handshakes left unfinished ---------------------------------------------------------------
+
+
+def test_stalled_and_abandoned_handshakes_are_counted(
+    start_sidecar: StartSidecar, pki: Pki
+) -> None:
+    sidecar = start_sidecar("--header-timeout", "1s")
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as stalled:
+        stalled.sendall(pki.client_hello())
+        with contextlib.suppress(ConnectionResetError):
+            while stalled.recv(65536):  # the server's flight, then the drop
+                pass
+    with socket.create_connection(("127.0.0.1", sidecar.port), timeout=10) as abandoned:
+        abandoned.sendall(pki.client_hello())
+        assert abandoned.recv(1)  # the handshake is under way; the client goes
+    socket.create_connection(("127.0.0.1", sidecar.port), timeout=10).close()  # a TCP check
+
+    def counted(reason: str) -> float:
+        families = metrics.parse(sidecar.admin("/metrics")[1])
+        return metrics.value(families, "sidecar_tls_handshake_failures_total", reason=reason)
+
+    wait_for(lambda: counted("client_closed") == 1, 5, "the abandoned handshake counted")
+    assert counted("timeout") == 1
+    assert echoed_headers(sidecar, pki.client_context())  # and a good handshake is not
+    assert (counted("timeout"), counted("client_closed")) == (1, 1)
