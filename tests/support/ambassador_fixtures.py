@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,8 @@ from typing import Any
 import pytest
 
 from support import metrics
+from support.nginx import NginxProcess, nginx_running
 from support.processes import Service, free_port, wait_for
-from support.tools import require_binary
 
 SERVED_BY = "X-Echo-Server"  # the echoserver's header: which server answered
 
@@ -448,20 +449,8 @@ def refused(port: int) -> bool:
 
 # -- nginx, the oracle for upstream semantics ----------------------------------------------------
 
-NGINX_CONFIG = """\
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {dir}/error.log info;
-pid {dir}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
+NGINX_HTTP = """\
     access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     upstream backend {{
 {servers}
     }}
@@ -473,19 +462,16 @@ http {{
             proxy_set_header Connection "";
 {directives}
         }}
-    }}
-}}
-"""
+    }}"""
 
 
 @dataclass
 class Nginx:
-    proc: subprocess.Popen[bytes]
+    process: NginxProcess
     port: int
-    dir: Path
 
     def log(self) -> str:
-        return (self.dir / "error.log").read_text(errors="replace")[-2000:]
+        return self.process.log()[-2000:]
 
     def request(self, method: str = "GET", path: str = "/", body: bytes | None = None) -> Reply:
         with Client(self.port) as client:
@@ -500,40 +486,16 @@ def start_nginx_fixture(tmp_path: Path) -> Iterator[StartNginx]:
     """start_nginx(["127.0.0.1:8001 weight=3", ...]): Debian's nginx with that upstream block
     (nginx's own server syntax: no scheme), `directives` added to its location, and its
     defaults otherwise."""
-    binary = require_binary("nginx")
-    started: list[Nginx] = []
+    with ExitStack() as stack:
 
-    def start(servers: Iterable[str], directives: str = "") -> Nginx:
-        workdir = tmp_path / f"nginx-{len(started)}"
-        workdir.mkdir()
-        port = free_port()
-        lines = "\n".join(f"        server {spec};" for spec in servers)
-        conf = workdir / "nginx.conf"
-        conf.write_text(
-            NGINX_CONFIG.format(dir=workdir, port=port, servers=lines, directives=directives)
-        )
-        with open(workdir / "stderr.log", "ab") as stderr:
-            proc = subprocess.Popen(
-                [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
-                stdout=stderr,
-                stderr=stderr,
+        def start(servers: Iterable[str], directives: str = "") -> Nginx:
+            port = free_port()
+            lines = "\n".join(f"        server {spec};" for spec in servers)
+            http = NGINX_HTTP.format(port=port, servers=lines, directives=directives)
+            workdir = tmp_path / f"nginx-{port}"
+            process = stack.enter_context(
+                nginx_running(workdir, port, http, lambda: not refused(port))
             )
-        nginx = Nginx(proc, port, workdir)
-        started.append(nginx)
+            return Nginx(process, port)
 
-        def listening() -> bool:
-            if proc.poll() is not None:
-                raise RuntimeError(f"nginx exited {proc.returncode}: {nginx.log()}")
-            return not refused(port)
-
-        wait_for(listening, what=f"nginx on port {port}")
-        return nginx
-
-    yield start
-    for nginx in started:
-        nginx.proc.terminate()
-        try:
-            nginx.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            nginx.proc.kill()
-            nginx.proc.wait()
+        yield start

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,26 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.processes import Service, free_port, wait_for
-from support.tools import require_binary
+from support.nginx import NginxProcess, nginx_running
+from support.processes import Service, free_port
 
 REQUESTS = 1000
 BACKENDS = "ABC"
 
-CONFIG = """\
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {dir}/error.log warn;
-pid {dir}/nginx.pid;
-events {{ worker_connections 256; }}
-http {{
+HTTP = """\
     access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     keepalive_requests 100000;
 {backends}
     upstream u {{
@@ -52,9 +39,7 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass http://u; }}
-    }}
-}}
-"""
+    }}"""
 
 BACKEND = '    server {{ listen 127.0.0.1:{port}; return 200 "{name}"; }}'
 
@@ -64,11 +49,10 @@ class Nginx:
     port: int  # the balancer
     backends: dict[str, int]  # name → port
     dead: int  # a port nothing listens on
-    dir: Path
+    process: NginxProcess | None = None
 
     def log(self) -> str:
-        path = self.dir / "error.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.process.log() if self.process is not None else ""
 
     def connect_failures(self) -> int:
         return self.log().count("connect() failed")
@@ -87,40 +71,24 @@ def addresses(nginx: Nginx, lines: list[str]) -> list[str]:
 
 
 @contextmanager
-def running_nginx(
-    binary: str, workdir: Path, lines: list[str], method: str = ""
-) -> Iterator[Nginx]:
-    workdir.mkdir(parents=True, exist_ok=True)
-    nginx = Nginx(free_port(), {name: free_port() for name in BACKENDS}, free_port(), workdir)
-    servers = [f"        server {line};" for line in addresses(nginx, lines)]
-    conf = workdir / "nginx.conf"
-    conf.write_text(
-        CONFIG.format(
-            dir=workdir,
-            port=nginx.port,
-            backends="\n".join(BACKEND.format(port=p, name=n) for n, p in nginx.backends.items()),
-            servers="\n".join(servers),
-            method=f"        {method}" if method else "",
-        )
+def running_nginx(workdir: Path, lines: list[str], method: str = "") -> Iterator[Nginx]:
+    balancer = Nginx(free_port(), {name: free_port() for name in BACKENDS}, free_port())
+    servers = [f"        server {line};" for line in addresses(balancer, lines)]
+    http = HTTP.format(
+        port=balancer.port,
+        backends="\n".join(BACKEND.format(port=p, name=n) for n, p in balancer.backends.items()),
+        servers="\n".join(servers),
+        method=f"        {method}" if method else "",
     )
-    with open(workdir / "stderr.log", "ab") as stderr:
-        proc = subprocess.Popen(
-            [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
-            stdout=stderr,
-            stderr=stderr,
-        )
 
     def answers() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited {proc.returncode}: {nginx.log()[-2000:]}")
-        return all(get(port, "/") == (200, name) for name, port in nginx.backends.items())
+        return all(get(port, "/") == (200, name) for name, port in balancer.backends.items())
 
-    try:
-        wait_for(answers, what="nginx")
-        yield nginx
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with nginx_running(
+        workdir, balancer.port, http, answers, level="warn", connections=256
+    ) as process:
+        balancer.process = process
+        yield balancer
 
 
 @contextmanager
@@ -206,8 +174,7 @@ def through_both(
 ) -> tuple[Nginx, list[str], list[str], dict[str, dict[str, Any]]]:
     """nginx's sequence and the ambassador's for the same `server` lines, and what the
     ambassador's /upstreams says at the end."""
-    binary = require_binary("nginx")
-    with running_nginx(binary, tmp_path / "nginx", lines) as nginx:
+    with running_nginx(tmp_path / "nginx", lines) as nginx:
         theirs = record(nginx.port)
         with running_ambassador(tmp_path, addresses(nginx, lines)) as (port, ambassador):
             ours = record(port)
@@ -261,8 +228,7 @@ def test_one_dead_primary_with_a_backup(tmp_path: Path) -> None:
 
 def test_hash_keys_go_where_nginx_sends_them(tmp_path: Path) -> None:
     lines = weighted([1, 1, 2])
-    binary = require_binary("nginx")
-    with running_nginx(binary, tmp_path / "nginx", lines, "hash $http_x_key consistent;") as nginx:
+    with running_nginx(tmp_path / "nginx", lines, "hash $http_x_key consistent;") as nginx:
         theirs = record(nginx.port, keyed=True)
         options = ["--method", "hash", "--hash-key", "header:X-Key"]
         with running_ambassador(tmp_path, addresses(nginx, lines), *options) as (port, _):

@@ -9,10 +9,7 @@ name the case to move.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from support.corpus import (
@@ -25,24 +22,12 @@ from support.corpus import (
     exchange,
     params,
 )
-from support.processes import free_port, wait_for
+from support.nginx import NginxProcess, nginx_running
+from support.processes import free_port
 from support.recording_upstream import RecordingUpstream
-from support.tools import require_binary
 
-CONFIG = """\
-daemon off;
-master_process off;
-worker_processes 1;
-error_log {dir}/error.log info;
-pid {dir}/nginx.pid;
-events {{ worker_connections 64; }}
-http {{
+HTTP = """\
     access_log {dir}/access.log;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -50,70 +35,45 @@ http {{
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
-    }}
-}}
-"""
-
-
-@dataclass
-class Nginx:
-    proc: subprocess.Popen[bytes]
-    port: int
-    dir: Path
-
-    def log(self) -> str:
-        return (self.dir / "error.log").read_text(errors="replace")[-1500:]
+    }}"""
 
 
 @pytest.fixture(scope="module")
-def nginx(upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
-    binary = require_binary("nginx")
+def nginx(
+    upstream: RecordingUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[NginxProcess]:
     workdir = tmp_path_factory.mktemp("nginx")
     port = free_port()
-    conf = workdir / "nginx.conf"
-    conf.write_text(CONFIG.format(dir=workdir, port=port, upstream=upstream.port))
-    with open(workdir / "stderr.log", "ab") as stderr:
-        proc = subprocess.Popen(
-            [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],
-            stdout=stderr,
-            stderr=stderr,
-        )
-    server = Nginx(proc, port, workdir)
 
     def answers() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError(f"nginx exited {proc.returncode}: {server.log()}")
         return exchange(port, VALID[0].raw, timeout=1, close_wait=0).status == 200
 
-    try:
-        wait_for(answers, what=f"nginx on port {port}")
-        yield server
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    http = HTTP.format(dir=workdir, port=port, upstream=upstream.port)
+    with nginx_running(workdir, port, http, answers) as process:
+        yield process
 
 
-def assert_refused(case: Case, nginx: Nginx, upstream: RecordingUpstream) -> None:
+def assert_refused(case: Case, nginx: NginxProcess, upstream: RecordingUpstream) -> None:
     upstream.clear()
     reply = exchange(nginx.port, case.raw)
-    context = f"{case.id}: {reply}\nnginx error.log:\n{nginx.log()}"
+    context = f"{case.id}: {reply}\nnginx error.log:\n{nginx.log()[-1500:]}"
     assert reply.status == case.nginx, context
     assert reply.closed, context
     assert upstream.received() == b"", context
     assert nginx.proc.poll() is None, context
 
 
-def assert_passed_on(case: Case, nginx: Nginx, upstream: RecordingUpstream) -> None:
+def assert_passed_on(case: Case, nginx: NginxProcess, upstream: RecordingUpstream) -> None:
     upstream.clear()
     reply = exchange(nginx.port, case.raw, close_wait=0)
-    context = f"{case.id}: {reply}\nnginx error.log:\n{nginx.log()}"
+    context = f"{case.id}: {reply}\nnginx error.log:\n{nginx.log()[-1500:]}"
     assert reply.status == 200 and reply.data.endswith(b"ok"), context
     assert upstream.requests == 1 and upstream.received(), context
 
 
 @pytest.mark.parametrize("case", params(VALID))
 def test_valid_requests_reach_the_upstream(
-    case: Case, nginx: Nginx, upstream: RecordingUpstream
+    case: Case, nginx: NginxProcess, upstream: RecordingUpstream
 ) -> None:
     assert_passed_on(case, nginx, upstream)
     method = case.raw.split(b" ", 1)[0]
@@ -121,25 +81,27 @@ def test_valid_requests_reach_the_upstream(
 
 
 @pytest.mark.parametrize("case", params(MALFORMED))
-def test_malformed_is_refused(case: Case, nginx: Nginx, upstream: RecordingUpstream) -> None:
+def test_malformed_is_refused(case: Case, nginx: NginxProcess, upstream: RecordingUpstream) -> None:
     assert_refused(case, nginx, upstream)
 
 
 @pytest.mark.parametrize("case", params(OVER_LIMIT))
-def test_over_limit_is_refused(case: Case, nginx: Nginx, upstream: RecordingUpstream) -> None:
+def test_over_limit_is_refused(
+    case: Case, nginx: NginxProcess, upstream: RecordingUpstream
+) -> None:
     assert_refused(case, nginx, upstream)
 
 
 @pytest.mark.parametrize("case", params(NGINX_STRICTER))
 def test_stricter_cases_are_refused_by_nginx(
-    case: Case, nginx: Nginx, upstream: RecordingUpstream
+    case: Case, nginx: NginxProcess, upstream: RecordingUpstream
 ) -> None:
     assert_refused(case, nginx, upstream)
 
 
 @pytest.mark.parametrize("case", params(ACCEPTED_BY_NGINX))
 def test_accepted_cases_are_passed_on_by_nginx(
-    case: Case, nginx: Nginx, upstream: RecordingUpstream
+    case: Case, nginx: NginxProcess, upstream: RecordingUpstream
 ) -> None:
     assert_passed_on(case, nginx, upstream)
 
