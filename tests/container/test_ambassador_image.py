@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from support import images
 from support.containers import assert_pid1_is, wait_healthy
-from support.processes import http_get, wait_for
+from support.processes import http_get, served_by, wait_for
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
@@ -55,20 +55,9 @@ class Deployment:
         finally:
             connection.close()
 
-    def split(self, n: int) -> Counter[str | None]:
+    def split(self, n: int) -> Counter[str]:
         """n GETs on one kept-alive connection; how many each server answered."""
-        connection = http.client.HTTPConnection("127.0.0.1", self.port(PORT), timeout=5)
-        served: Counter[str | None] = Counter()
-        try:
-            for _ in range(n):
-                connection.request("GET", "/")
-                response = connection.getresponse()
-                response.read()
-                assert response.status == 200
-                served[response.getheader(SERVED_BY)] += 1
-        finally:
-            connection.close()
-        return served
+        return served_by(self.port(PORT), n)
 
     def admin(self, path: str) -> tuple[int, str]:
         return http_get(f"http://127.0.0.1:{self.port(ADMIN_PORT)}{path}", timeout=2)

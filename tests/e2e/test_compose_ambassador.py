@@ -5,7 +5,6 @@ Requests from the host show the 3:1 split by the server that answered (X-Echo-Se
 
 from __future__ import annotations
 
-import http.client
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -13,32 +12,19 @@ from collections.abc import Iterator
 import pytest
 from support import images
 from support.compose import Project, project_up
-from support.processes import http_get
+from support.processes import http_get, served_by
 
 # The first test also builds the images (minutes on a fresh machine, seconds when cached);
 # compose has its own, much shorter bounds.
 pytestmark = pytest.mark.timeout(600)
 
 SERVICES = ("ambassador", "server1", "server2")
-SERVED_BY = "X-Echo-Server"
 
 
 class AmbassadorPod(Project):
-    def split(self, n: int) -> Counter[str | None]:
+    def split(self, n: int) -> Counter[str]:
         """n GETs from the host on one kept-alive connection; who answered each."""
-        port = int(self.env["AMBASSADOR_HOST_PORT"])
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        served: Counter[str | None] = Counter()
-        try:
-            for _ in range(n):
-                connection.request("GET", "/")
-                response = connection.getresponse()
-                response.read()
-                assert response.status == 200
-                served[response.getheader(SERVED_BY)] += 1
-        finally:
-            connection.close()
-        return served
+        return served_by(int(self.env["AMBASSADOR_HOST_PORT"]), n)
 
     def admin(self, path: str) -> tuple[int, str]:
         return http_get(f"http://127.0.0.1:{self.env['AMBASSADOR_ADMIN_HOST_PORT']}{path}", 5)

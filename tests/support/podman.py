@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import http.client
 import json
 import secrets
 import socket
@@ -40,7 +39,7 @@ import pytest
 import yaml
 
 from support.kustomize import Doc, pod_containers, service_selects
-from support.processes import wait_for
+from support.processes import served_by, wait_for
 from support.tools import require_binary
 
 TIMEOUT = 180.0
@@ -134,18 +133,8 @@ class PlayedPod:
 
 
 def split(pod: PlayedPod, requests: int) -> Counter[str]:
-    """Which server answered each of `requests` GETs sent through the pod's `http` port on one
-    kept connection (the demo app names itself in X-Echo-Server); every answer a 200."""
-    conn = http.client.HTTPConnection("127.0.0.1", pod.host_ports["http"], timeout=10)
-    served: Counter[str] = Counter()
-    for _ in range(requests):
-        conn.request("GET", "/")
-        response = conn.getresponse()
-        response.read()
-        assert response.status == 200, response.status
-        served[response.getheader("X-Echo-Server") or "?"] += 1
-    conn.close()
-    return served
+    """Which server answered each of `requests` GETs through the pod's `http` port."""
+    return served_by(pod.host_ports["http"], requests)
 
 
 def workloads(docs: list[Doc]) -> list[Doc]:

@@ -5,6 +5,7 @@ Each is started on a free loopback port, waited for, and stopped by the fixture 
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +53,23 @@ def http_get(
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def served_by(port: int, requests: int) -> Counter[str]:
+    """Which server answered each of `requests` GETs to 127.0.0.1:port on one kept connection
+    (the echoserver names itself in X-Echo-Server); every answer must be a 200."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    served: Counter[str] = Counter()
+    try:
+        for _ in range(requests):
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200, response.status
+            served[response.getheader("X-Echo-Server") or "?"] += 1
+    finally:
+        connection.close()
+    return served
 
 
 @dataclass
