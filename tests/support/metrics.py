@@ -7,7 +7,10 @@ the comparisons with redis_exporter look for.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass, field
+
+from support.tools import require_binary
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+(\S+)(\s+\d+)?$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -65,3 +68,18 @@ def value(families: dict[str, Family], name: str, **labels: str) -> float:
     if len(matches) != 1:
         raise KeyError(f"{name}{labels}: {len(matches)} samples")
     return matches[0]
+
+
+def promtool_findings(text: str) -> str:
+    """What `promtool check metrics` says of an exposition (its output; "" when clean)."""
+    result = subprocess.run(
+        [require_binary("promtool"), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0 or output, f"promtool failed silently ({result.returncode})"
+    return output
