@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from time import monotonic
 from typing import TYPE_CHECKING, cast
 
@@ -17,6 +18,7 @@ from podkit.proxy.headers import (
     MISS,
     H,
     Miss,
+    authority,
     classify,
     connection_tokens,
     forwarded_pair,
@@ -27,6 +29,7 @@ from podkit.proxy.headers import (
 
 if TYPE_CHECKING:
     from podkit.proxy.server import ProxyServer
+    from podkit.proxy.upstream import UpstreamConnection
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class ClientConnection(asyncio.Protocol):
         "transport",
         "trusted",
         "tunnel",
+        "tunnel_peer",
         "wbuf",
     )
 
@@ -85,7 +89,8 @@ class ClientConnection(asyncio.Protocol):
         self.closed = False
         self.parsing = False  # inside feed_data: nothing goes upstream until it returns
         self.http11 = True
-        self.tunnel: object = None  # after an upgrade: the upstream transport's write
+        self.tunnel: Callable[[bytes], None] | None = None  # after an upgrade: to the upstream
+        self.tunnel_peer: UpstreamConnection | None = None  # closed when this connection is
         self.connecting: asyncio.Future[None] | None = None
         self._paused_for: set[str] = set()
         self.deadline = 0.0  # when the current wait (head, body, idle) runs out; 0: none
@@ -128,13 +133,16 @@ class ClientConnection(asyncio.Protocol):
                 exchange.conn = None
             exchange.uncount()
         self.queue.clear()
+        if self.tunnel_peer is not None:
+            self.tunnel_peer.close()
+            self.tunnel_peer = None
         self.server.closed_connection(self)
         self.transport = None
 
     def data_received(self, data: bytes) -> None:
         self.server.stats.bytes_in += len(data)
         if self.tunnel is not None:
-            self.tunnel(data)  # type: ignore[operator]
+            self.tunnel(data)
             return
         if self.refused:
             return  # the connection is being closed after a refused request
@@ -274,6 +282,11 @@ class ClientConnection(asyncio.Protocol):
     def _head(self, exchange: Exchange, headers: list[tuple[bytes, bytes]]) -> bytes:
         settings = self.settings
         parts = [exchange.method, b" ", exchange.url, b" HTTP/1.1\r\n"]
+        if exchange.host is None:
+            # HTTP/1.0 without Host, forwarded as HTTP/1.1, which requires one: the address
+            # the client reached, as a server names itself when a request does not.
+            assert self.transport is not None
+            parts.append(b"Host: " + authority(self.transport.get_extra_info("sockname")) + b"\r\n")
         parts += [b"%s: %s\r\n" % pair for pair in headers]
         peer = self.peer.encode()
         if self.trusted and self._xff:

@@ -365,26 +365,46 @@ class Exchange:
         self.client.flush()
 
     # -- upgrade: the two connections become one byte pipe -------------------------------------
+    # From the 101 on, the upstream connection belongs to the tunnel (never to the pool), and
+    # each side's close closes the other. The exchange stays counted against its upstream
+    # until then, as nginx counts an upgraded connection in its peer's conns.
     def _tunnel(self) -> None:
         conn, client = self.conn, self.client
         assert conn is not None and conn.transport is not None and client.transport is not None
         self.request_complete = True
         client_transport, upstream_transport = client.transport, conn.transport
+        stats = client.server.stats
 
+        # Bytes already on their way when the other side closed are dropped with it.
         def to_client(data: bytes) -> None:
-            client.server.stats.bytes_out += len(data)
-            client_transport.write(data)
+            if not client_transport.is_closing():
+                stats.bytes_out += len(data)
+                client_transport.write(data)
+
+        def to_upstream(data: bytes) -> None:
+            if not upstream_transport.is_closing():
+                upstream_transport.write(data)
 
         conn.tunnel = to_client
-        client.tunnel = upstream_transport.write
+        client.tunnel = to_upstream
+        client.tunnel_peer = conn
         client.cancel_timer()
         client.resume_reading("upgrade")
         self._record()
         if self.upgrade_tail:
-            upstream_transport.write(self.upgrade_tail)
+            to_upstream(self.upgrade_tail)
             self.upgrade_tail = b""
 
+    def tunnel_opened(self) -> None:
+        """The 101 has been read whole: this exchange is done, its connections are a tunnel."""
+        upstream = self.upstream
+        if upstream is not None and upstream.on_success is not None:
+            upstream.on_success(upstream, self.status, time.monotonic() - self.started)
+        self.finished = True  # recorded when the tunnel opened
+        self.client.exchange_done(self)
+
     def tunnel_closed(self) -> None:
+        self.uncount()
         self.client.close()
 
     # -- the end -------------------------------------------------------------------------------

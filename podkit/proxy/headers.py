@@ -103,6 +103,15 @@ def forwarded_pair(ip: str) -> bytes:
     return f'"[{ip}]"'.encode() if ":" in ip else ip.encode()
 
 
+def authority(sockname: object) -> bytes:
+    """host:port of a listening address as the transport gives it (IPv6 bracketed); a unix
+    socket has none, so it is localhost."""
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        host, port = str(sockname[0]), int(sockname[1])
+        return (f"[{host}]:{port}" if ":" in host else f"{host}:{port}").encode()
+    return b"localhost"
+
+
 # RFC 3986 authority: reg-name or IP literal, optional port. No spaces, slashes or userinfo.
 _HOST = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 

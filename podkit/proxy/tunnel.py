@@ -26,10 +26,10 @@ class Pipe(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         peer = self.peer
-        if peer is not None and peer.transport is not None:
-            peer.transport.write(data)
-        else:
+        if peer is None or peer.transport is None:
             self.pending.append(data)
+        elif not peer.transport.is_closing():  # else the other side is gone: so is this one
+            peer.transport.write(data)
 
     def eof_received(self) -> bool:
         if self.peer is not None and self.peer.transport is not None:
@@ -88,6 +88,9 @@ class TunnelClient(Pipe):
                 other.transport.close()
             return
         self.peer, other.peer = other, self
+        if self.pending and other.transport is not None:  # read before reading was paused
+            other.transport.write(b"".join(self.pending))
+            self.pending.clear()
         self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -314,6 +314,9 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         assert exchange is not None
         self.read_deadline = 0.0
+        if self.tunnel is not None:
+            exchange.tunnel_opened()  # and the exchange stays bound: its close ends the tunnel
+            return
         keep_alive = self.parser.should_keep_alive() and exchange.request_complete
         if self.head_only:
             self.parser = httptools.HttpResponseParser(self)

@@ -116,6 +116,17 @@ def test_http10_client_gets_a_chunked_response_delimited_by_close(sidecar: Sidec
     assert reply.body == pattern_bytes(70000)
 
 
+def test_http10_request_without_host_is_answered(sidecar: Sidecar) -> None:
+    """A health checker's bare HTTP/1.0 request: forwarded as HTTP/1.1, with the address it
+    reached as Host (the main container, here aiohttp, refuses HTTP/1.1 without one)."""
+    with sidecar.connect() as sock:
+        sock.sendall(b"OPTIONS /?format=json HTTP/1.0\r\n\r\n")
+        reply = read_reply(sock.makefile("rb"))
+    assert reply.status == 200, reply.body
+    headers = json.loads(reply.body)["headers"]
+    assert ["Host", f"127.0.0.1:{sidecar.port}"] in headers
+
+
 # -- WebSocket --------------------------------------------------------------------------------
 
 
@@ -135,6 +146,33 @@ async def test_websocket_echo_text_and_binary(sidecar: Sidecar) -> None:
             assert await ws.receive_bytes() == data
         await ws.close()
     assert ws.closed
+
+
+async def test_websocket_connection_is_never_reused_for_requests(sidecar: Sidecar) -> None:
+    """The upstream connection a 101 turned into a tunnel is the tunnel's: requests from
+    other clients, during it and after it, go on other connections and get their answers."""
+    assert sidecar.tls is not None
+    url = f"wss://localhost:{sidecar.port}"
+    timeout = aiohttp.ClientTimeout(total=15)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.ws_connect(f"{url}/ws", ssl=sidecar.tls) as ws:
+            for i in range(3):
+                async with aiohttp.ClientSession(timeout=timeout) as other:  # a new client
+                    async with other.get(
+                        f"https://localhost:{sidecar.port}/during", ssl=sidecar.tls
+                    ) as response:
+                        assert response.status == 200
+                        assert "GET /during HTTP/1.1" in await response.text()
+                await ws.send_str(f"still mine {i}")
+                assert await ws.receive_str() == f"still mine {i}"
+        assert ws.closed
+        for _ in range(3):
+            async with aiohttp.ClientSession(timeout=timeout) as other:
+                async with other.get(
+                    f"https://localhost:{sidecar.port}/after", ssl=sidecar.tls
+                ) as response:
+                    assert response.status == 200
+                    assert "GET /after HTTP/1.1" in await response.text()
 
 
 # -- pipelining and Expect --------------------------------------------------------------------

@@ -18,7 +18,7 @@ class FakeTransport:
         self.written = bytearray()
         self.closed = False
         self.paused = False
-        self.extra: dict[str, Any] = {"peername": peer}
+        self.extra: dict[str, Any] = {"peername": peer, "sockname": ("10.0.0.1", 8443)}
 
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"

@@ -9,6 +9,7 @@ import pytest
 from proxy_fakes import Harness, settle
 
 from podkit.proxy import ProxySettings
+from podkit.proxy.headers import authority
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -90,6 +91,28 @@ async def test_chunked_request_and_response() -> None:
     response = h.received()
     assert b"Transfer-Encoding: chunked" in response
     assert response.endswith(b"\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n")
+
+
+async def test_http10_request_without_host_gets_one_upstream() -> None:
+    """HTTP/1.1 requires Host (an upstream like nginx refuses a request without one): the
+    address the client reached stands in, as nginx's server name does."""
+    h = Harness()
+    await h.send(b"OPTIONS / HTTP/1.0\r\nUser-Agent: health-check\r\n\r\n")
+    lines = head_lines(h.upstream.sent())
+    assert lines[:2] == [b"OPTIONS / HTTP/1.1", b"Host: 10.0.0.1:8443"]
+    assert not any(line.lower().startswith(b"x-forwarded-host") for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("sockname", "expected"),
+    [
+        (("10.0.0.1", 8443), b"10.0.0.1:8443"),
+        (("::1", 8443, 0, 0), b"[::1]:8443"),
+        ("/run/proxy.sock", b"localhost"),
+    ],
+)
+def test_authority_of_a_listening_address(sockname: object, expected: bytes) -> None:
+    assert authority(sockname) == expected
 
 
 async def test_chunked_response_to_http10_client_is_close_delimited() -> None:
@@ -175,6 +198,47 @@ async def test_upgrade_becomes_a_tunnel() -> None:
     assert h.upstream.sent() == b"\x81\x05hello"
     await h.reply(b"\x81\x02ok")
     assert h.received() == b"\x81\x02ok"
+
+
+async def upgraded() -> Harness:
+    h = Harness()
+    await h.send(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    await h.reply(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    assert h.received().startswith(b"HTTP/1.1 101 ")
+    return h
+
+
+async def test_a_tunnel_connection_never_goes_back_to_the_pool() -> None:
+    h = await upgraded()
+    assert h.upstream.idle == []
+    assert h.upstream.active == 1  # counted until the tunnel closes, as nginx's peer conns
+    assert h.server.stats.requests == {("GET", "101"): 1}  # once
+    h.transport.close()
+    await settle()
+    assert h.upstream.active == 0 and h.upstream.idle == []
+
+
+async def test_tunnel_closed_by_the_client_closes_the_upstream_side() -> None:
+    h = await upgraded()
+    upstream = h.upstream.conns[-1].transport
+    assert upstream is not None
+    h.transport.close()
+    await settle()
+    assert upstream.is_closing()
+    await h.reply(b"late")  # already on its way when the client left: dropped, no error
+    assert h.received() == b""
+
+
+async def test_tunnel_closed_by_the_upstream_closes_the_client_side() -> None:
+    h = await upgraded()
+    await h.reply(b"bye")
+    h.upstream.conns[-1].transport.close()  # type: ignore[union-attr]
+    await settle()
+    assert h.received() == b"bye" and h.transport.is_closing()
 
 
 async def test_hsts_and_via_on_responses() -> None:
