@@ -9,7 +9,11 @@ SOCKETS = web.AppKey("websockets", set[web.WebSocketResponse])
 
 async def ws_echo(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse()
-    if not ws.can_prepare(request).ok:
+    try:
+        ready = ws.can_prepare(request).ok
+    except ValueError:  # aiohttp's handshake check chokes on a non-ASCII Sec-WebSocket-Key
+        raise web.HTTPBadRequest(text="invalid Sec-WebSocket-Key\n") from None
+    if not ready:
         return web.Response(status=426, text="/ws is a WebSocket echo: send an Upgrade request\n")
     await ws.prepare(request)
     sockets = request.app[SOCKETS]

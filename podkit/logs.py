@@ -8,6 +8,8 @@ import logging.config
 import time
 from typing import Any, Literal
 
+from aiohttp.http_exceptions import HttpProcessingError
+
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -33,6 +35,22 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class ClientErrors(logging.Filter):
+    """aiohttp logs a malformed request (no Host, a bad Content-Length...) as an error with a
+    traceback, though it is the client's mistake and answered with a 400: one warning line,
+    who sent it and what was wrong, says all there is."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
+            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = "bad request from %s: %s"
+            record.args = (peer, " ".join(str(exc.message).split()))
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def parse_format(text: str) -> LogFormat:
@@ -64,6 +82,7 @@ def configure(level: str = "info", fmt: LogFormat = "text") -> None:
             "version": 1,
             "disable_existing_loggers": False,
             "formatters": {"default": formatter},
+            "filters": {"client_errors": {"()": ClientErrors}},
             "handlers": {
                 "stderr": {
                     "class": "logging.StreamHandler",
@@ -73,6 +92,9 @@ def configure(level: str = "info", fmt: LogFormat = "text") -> None:
             },
             "root": {"handlers": ["stderr"], "level": level.upper()},
             # aiohttp's access log is opt-in per service; keep its chatter out otherwise.
-            "loggers": {"aiohttp.access": {"level": "WARNING"}},
+            "loggers": {
+                "aiohttp.access": {"level": "WARNING"},
+                "aiohttp.server": {"filters": ["client_errors"]},
+            },
         }
     )

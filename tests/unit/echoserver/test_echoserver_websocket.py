@@ -28,6 +28,20 @@ async def test_plain_get_is_told_to_upgrade(client: TestClient) -> None:
     assert "WebSocket" in await response.text()
 
 
+async def test_non_ascii_key_is_a_bad_request(client: TestClient) -> None:
+    """Not a 500 and a traceback: aiohttp's own key check raises on such bytes."""
+    assert client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhl\xffIHNhbXBsZSBub25jZQ==\r\n"
+        b"Connection: close\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    writer.close()
+    assert head.startswith(b"HTTP/1.1 400 ")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,0 +1,50 @@
+"""podkit.logs: a malformed request to any of the services' aiohttp servers is one warning
+line, not an error with a traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterator
+
+import pytest
+from aiohttp import web
+
+from podkit import logs
+
+
+@pytest.fixture
+def configured() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("info", "text")
+    yield
+    logging.getLogger("aiohttp.server").filters.clear()
+    root.handlers[:], root.level = handlers, level
+
+
+async def test_a_malformed_request_is_one_warning_line(
+    configured: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def ok(_request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        with caplog.at_level(logging.INFO, logger="aiohttp.server"):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx")  # no Host
+            assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.0 400 ")
+            writer.close()
+    finally:
+        await runner.cleanup()
+    records = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in records] == [
+        ("WARNING", "bad request from 127.0.0.1: Missing 'Host' header in request.", None)
+    ]
