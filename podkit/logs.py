@@ -38,19 +38,26 @@ class JsonFormatter(logging.Formatter):
 
 
 class ClientErrors(logging.Filter):
-    """aiohttp logs a malformed request (no Host, a bad Content-Length...) as an error with a
-    traceback, though it is the client's mistake and answered with a 400: one warning line,
-    who sent it and what was wrong, says all there is."""
+    """aiohttp logs a malformed request (no Host, a bad Content-Length...) and a client gone
+    mid-request as errors with a traceback, though they are the client's doing: one line
+    says who and what (a warning for the 400, info for the client gone, as nginx logs it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
+        exc = record.exc_info[1] if record.exc_info and record.levelno >= logging.ERROR else None
+        peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
         if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
-            peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-            record.msg = "bad request from %s: %s"
-            record.args = (peer, " ".join(str(exc.message).split()))
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
-            record.exc_info, record.exc_text = None, None
+            self._one_line(record, logging.WARNING, "bad request from %s: %s", peer, exc.message)
+        elif isinstance(exc, ConnectionResetError):
+            self._one_line(record, logging.INFO, "client %s went away: %s", peer, exc)
         return True
+
+    @staticmethod
+    def _one_line(
+        record: logging.LogRecord, level: int, msg: str, peer: object, what: object
+    ) -> None:
+        record.msg, record.args = msg, (peer, " ".join(str(what).split()))
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        record.exc_info, record.exc_text = None, None
 
 
 def parse_format(text: str) -> LogFormat:

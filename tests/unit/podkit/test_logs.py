@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Iterator
 
 import pytest
 from aiohttp import web
+from aiohttp.client_exceptions import ClientConnectionResetError
 
 from podkit import logs
 
@@ -48,3 +50,41 @@ async def test_a_malformed_request_is_one_warning_line(
     assert [(r.levelname, r.getMessage(), r.exc_info) for r in records] == [
         ("WARNING", "bad request from 127.0.0.1: Missing 'Host' header in request.", None)
     ]
+
+
+def test_a_client_gone_mid_request_is_one_info_line() -> None:
+    try:
+        raise ClientConnectionResetError("Cannot write to closing transport")
+    except ConnectionResetError:
+        record = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("10.0.0.7",),
+            sys.exc_info(),
+        )
+    assert logs.ClientErrors().filter(record)
+    assert (record.levelname, record.getMessage(), record.exc_info) == (
+        "INFO",
+        "client 10.0.0.7 went away: Cannot write to closing transport",
+        None,
+    )
+
+
+def test_other_errors_keep_their_traceback() -> None:
+    try:
+        raise KeyError("a bug")
+    except KeyError:
+        record = logging.LogRecord(
+            "aiohttp.server",
+            logging.ERROR,
+            __file__,
+            1,
+            "Error handling request from %s",
+            ("10.0.0.7",),
+            sys.exc_info(),
+        )
+    assert logs.ClientErrors().filter(record)
+    assert record.levelname == "ERROR" and record.exc_info is not None
