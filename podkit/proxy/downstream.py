@@ -472,13 +472,22 @@ class ClientConnection(asyncio.Protocol):
                 if head is not None and not head.request_complete and head.body_size:
                     self._deadline(self.settings.body_timeout, BODY_WAIT)
 
+    def _feeding(self) -> UpstreamConnection | None:
+        """The upstream connection whose bytes this one writes: the tunnel's, or the one
+        answering the current request."""
+        if self.tunnel_peer is not None:
+            return self.tunnel_peer
+        return self.queue[0].conn if self.queue else None
+
     def pause_writing(self) -> None:
-        if self.queue and self.queue[0].conn is not None:
-            self.queue[0].conn.pause_reading()
+        conn = self._feeding()
+        if conn is not None:
+            conn.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.queue and self.queue[0].conn is not None:
-            self.queue[0].conn.resume_reading()
+        conn = self._feeding()
+        if conn is not None:
+            conn.resume_reading()
 
     # -- closing -------------------------------------------------------------------------------
     def idle(self) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from proxy_fakes import Harness, settle
+from proxy_fakes import FakeTransport, Harness, settle
 
 from podkit.proxy import ProxySettings
 from podkit.proxy.headers import authority
@@ -220,6 +220,20 @@ async def test_a_tunnel_connection_never_goes_back_to_the_pool() -> None:
     h.transport.close()
     await settle()
     assert h.upstream.active == 0 and h.upstream.idle == []
+
+
+async def test_tunnel_keeps_back_pressure_both_ways() -> None:
+    h = await upgraded()
+    upstream = h.upstream.conns[-1].transport
+    assert isinstance(upstream, FakeTransport)
+    h.client.pause_writing()  # a slow client: stop reading what it cannot take yet
+    assert upstream.paused
+    h.client.resume_writing()
+    assert not upstream.paused
+    h.upstream.conns[-1].pause_writing()  # a slow upstream: stop reading the client
+    assert h.transport.paused
+    h.upstream.conns[-1].resume_writing()
+    assert not h.transport.paused
 
 
 async def test_tunnel_closed_by_the_client_closes_the_upstream_side() -> None:
