@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 from contextlib import closing
 from typing import Any
 
@@ -268,6 +269,20 @@ def test_redirect_drops_the_port_of_an_ipv6_host(start_sidecar: StartSidecar) ->
     assert sidecar.redirect_port is not None
     status, location, _ = redirect(sidecar.redirect_port, "GET", "/p", "[::1]:8080")
     assert (status, location) == (308, "https://[::1]/p")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"user@elsewhere.example", b"example.com/evil", b"exa mple.com", b"\xffexample.com", b""],
+)
+def test_redirect_refuses_a_host_that_is_no_host(start_sidecar: StartSidecar, host: bytes) -> None:
+    """Nothing but host[:port] goes into Location: no userinfo, path or stray bytes."""
+    sidecar = start_sidecar(redirect=True)
+    assert sidecar.redirect_port is not None
+    with socket.create_connection(("127.0.0.1", sidecar.redirect_port), timeout=10) as sock:
+        sock.sendall(b"GET /p HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % host)
+        reply = read_reply(sock.makefile("rb"))
+    assert reply.status == 400 and reply.header("Location") is None
 
 
 def test_plain_sidecar_serves_the_echo(start_sidecar: StartSidecar) -> None:
