@@ -64,7 +64,6 @@ def connection_kwargs(url: str, config: AdapterConfig) -> dict[str, Any]:
     kwargs.update(
         socket_connect_timeout=config.connection_timeout,
         socket_timeout=config.connection_timeout,
-        client_name="redis_exporter" if config.set_client_name else None,
         # No CLIENT SETINFO on connect and no silent reconnect loops: a failure is reported
         # by this scrape as redis_up 0, and the next scrape tries again.
         driver_info=DriverInfo(name=None, lib_version=None),
@@ -111,6 +110,7 @@ class RedisLink:
         self.shown = redact(url)
         self._config = config
         self._conn: AbstractConnection | None = None
+        self._unnamed = False  # CLIENT SETNAME was refused (said once, not on every connect)
 
     async def connect(self) -> float:
         """Ensure a connection; returns the seconds it took (0 when one was kept)."""
@@ -126,7 +126,17 @@ class RedisLink:
             await conn.disconnect()
             raise
         self._conn = conn
+        if self._config.set_client_name:
+            await self._name_connection()
         return time.perf_counter() - started
+
+    async def _name_connection(self) -> None:
+        # After connecting, not as part of it (as redis-py's client_name would): an ACL user
+        # without CLIENT SETNAME is still scraped, as redis_exporter scrapes it.
+        (reply,) = await self.round_trip((("CLIENT", "SETNAME", "redis_exporter"),))
+        if isinstance(reply, redis_errors.ResponseError) and not self._unnamed:
+            log.warning("%s: cannot name the connection (%s); scraping on", self.shown, reply)
+        self._unnamed = isinstance(reply, redis_errors.ResponseError)
 
     async def round_trip(self, commands: Sequence[Command]) -> list[Any]:
         """Send all commands in one write and read every reply.

@@ -96,6 +96,44 @@ def test_acl_user_and_password(
     assert secret not in bad.log() + good.log()
 
 
+def test_acl_user_without_client_or_config_is_still_scraped(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
+    """As redis_exporter: a refused CLIENT SETNAME or CONFIG GET costs a log line and the
+    config_* metrics, not the scrape."""
+    redis_server.client().execute_command(
+        "ACL", "SETUSER", "monitor", "on", ">pw", "~*", "+@all", "-client", "-config"
+    )
+    redis_server.client().set("k", "v")
+    service = adapter(
+        tmp_path,
+        "--redis-addr",
+        redis_server.url,
+        "--redis-user",
+        "monitor",
+        "--redis-password",
+        "pw",
+    )
+    started.append(service.start())
+    for _ in range(2):
+        families = scrape(service)
+        assert metrics.value(families, "redis_up") == 1
+        assert metrics.value(families, "redis_db_keys", db="db0") == 1
+        assert "redis_config_maxmemory" not in families
+    assert service.log().count("cannot name the connection") == 1
+
+
+def test_connection_is_named_redis_exporter(
+    tmp_path: Path, redis_server: RedisServer, started: list[Service]
+) -> None:
+    service = adapter(tmp_path, "--redis-addr", redis_server.url)
+    started.append(service.start())
+    scrape(service)
+    clients = redis_server.client().execute_command("CLIENT", "LIST")
+    text = clients.decode() if isinstance(clients, bytes) else str(clients)
+    assert "name=redis_exporter" in text
+
+
 def test_password_file_plain_and_json_map(
     tmp_path: Path, redis_server: RedisServer, started: list[Service]
 ) -> None:
