@@ -113,6 +113,14 @@ class Upstream:
         self.idle.clear()
 
 
+def head_end(before: bytes, data: bytes) -> int:
+    """Where in `data` the bytes after a head ending in it begin; the head's blank line may
+    have started in `before`, the previous read."""
+    carried = before[-3:]
+    at = (carried + data).find(b"\r\n\r\n")
+    return max(at + 4 - len(carried), 0) if at >= 0 else len(data)
+
+
 class ResponseSink(Protocol):
     """What an upstream connection tells the exchange it serves."""
 
@@ -134,6 +142,7 @@ class UpstreamConnection(asyncio.Protocol):
     """One connection to an upstream; serves one exchange at a time."""
 
     __slots__ = (
+        "_before",
         "_headers",
         "_paused_peer",
         "_reason",
@@ -159,6 +168,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.head_only = False  # the request was HEAD: the response has no body
         self.tunnel: Callable[[bytes], None] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
+        self._before = b""  # the response's previous read: its head may end across two
         self._reason = b""
         self.idle_since = 0.0  # in the pool since; 0: in use
         self.read_deadline = 0.0  # a response byte is due by then; 0: not waiting
@@ -207,6 +217,7 @@ class UpstreamConnection(asyncio.Protocol):
     def bind(self, exchange: Exchange, head_only: bool) -> None:
         self.exchange = exchange
         self.received = False
+        self._before = b""
         self.head_only = head_only
         self._headers = []
 
@@ -259,6 +270,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.received = True
         if self.read_deadline:
             self.start_read_timer()
+        before, self._before = self._before, data
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
@@ -268,6 +280,14 @@ class UpstreamConnection(asyncio.Protocol):
                 self.tunnel(tail)
             return
         except httptools.HttpParserError as exc:
+            if self.tunnel is not None:
+                # A 101 without `Connection: upgrade`: llhttp stops after its head without
+                # calling it an upgrade. nginx tunnels it all the same (the client asked).
+                exchange.flush()
+                tail = data[head_end(before, data) :]
+                if tail:
+                    self.tunnel(tail)
+                return
             self.exchange = None
             log.warning("invalid response from %s: %s", self.upstream.url, exc)
             exchange.upstream_failed(self, UpstreamError("invalid_response", str(exc)))

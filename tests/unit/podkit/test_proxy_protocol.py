@@ -10,6 +10,7 @@ from proxy_fakes import FakeTransport, Harness, settle
 
 from podkit.proxy import ProxySettings
 from podkit.proxy.headers import authority
+from podkit.proxy.upstream import head_end
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -234,6 +235,40 @@ async def test_tunnel_keeps_back_pressure_both_ways() -> None:
     assert h.transport.paused
     h.upstream.conns[-1].resume_writing()
     assert not h.transport.paused
+
+
+@pytest.mark.parametrize("split", [None, 20, -1, -2, -3])
+async def test_101_without_connection_upgrade_is_tunnelled_as_nginx_does(split: int | None) -> None:
+    h = Harness()
+    await h.send(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    head = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"
+    if split is None:
+        await h.reply(head + b"\x81\x02hi")
+    else:  # the head's end in a later read
+        await h.reply(head[:split])
+        await h.reply(head[split:] + b"\x81\x02hi")
+    assert (
+        h.received()
+        == head.replace(b"\r\n\r\n", b"\r\nConnection: upgrade\r\n\r\n") + b"\x81\x02hi"
+    )
+    await h.send(b"\x81\x05hello")
+    assert h.upstream.sent().endswith(b"\r\n\r\n\x81\x05hello")
+    assert h.upstream.idle == [] and not h.transport.closed
+
+
+@pytest.mark.parametrize(
+    ("before", "data", "end"),
+    [
+        (b"", b"H\r\n\r\nxy", 5),
+        (b"H\r\n\r", b"\nxy", 1),
+        (b"H\r", b"\n\r\nxy", 3),
+        (b"", b"\r\n\r\n", 4),
+    ],
+)
+def test_head_end(before: bytes, data: bytes, end: int) -> None:
+    assert head_end(before, data) == end
 
 
 async def test_tunnel_closed_by_the_client_closes_the_upstream_side() -> None:
