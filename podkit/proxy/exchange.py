@@ -241,7 +241,7 @@ class Exchange:
             self.fail(responses.BAD_GATEWAY, 502)
 
     def _replayable(self) -> bool:
-        return self.replay is not None and not self.upgrade
+        return self.replay is not None
 
     def _replay(self) -> None:
         assert self.replay is not None

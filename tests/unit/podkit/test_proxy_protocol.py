@@ -388,6 +388,26 @@ async def test_stale_pooled_connection_is_retried_for_get_not_for_post() -> None
     assert len(h2.upstream.conns) == 1  # never sent twice
 
 
+async def test_upgrade_on_a_stale_pooled_connection_is_retried() -> None:
+    """Nothing of a WebSocket handshake was processed on a connection the upstream had
+    closed: it goes again on a new one, as a GET does."""
+    h = Harness()
+    await h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    await h.reply(OK)
+    h.received()
+    h.upstream.sent()
+    await h.send(
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+    )
+    h.upstream.conns[0].connection_lost(None)
+    await settle()
+    assert len(h.upstream.conns) == 2 and h.upstream.sent(1).startswith(b"GET /ws")
+    await h.reply(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+    )
+    assert h.received().startswith(b"HTTP/1.1 101 ")
+
+
 async def test_unreachable_upstream_is_502() -> None:
     h = Harness(refuse=True)
     await h.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
