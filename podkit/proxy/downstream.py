@@ -23,6 +23,7 @@ from podkit.proxy.headers import (
     connection_tokens,
     forwarded_pair,
     is_chunked,
+    origin_form,
     valid_host,
     valid_target,
 )
@@ -258,6 +259,15 @@ class ClientConnection(asyncio.Protocol):
             self._reset_head()
             return
         self._valid_host = exchange.host  # the next request on this connection likely repeats it
+        if not exchange.url.startswith(b"/") and exchange.url != b"*":
+            # Absolute-form (GET http://host/path): on in origin-form, with the target's
+            # authority as Host, as RFC 9112 §3.2.2 asks of a proxy and nginx does, so the
+            # upstream and X-Forwarded-Host cannot disagree on the host.
+            exchange.host, exchange.url = origin_form(exchange.url)
+            exchange.headers = [
+                (n, exchange.host if classify(self.server.request_table, n) is H.HOST else v)
+                for n, v in exchange.headers
+            ]
         _close, upgrade, others = connection_tokens(self._connection)
         exchange.upgrade = upgrade and parser.should_upgrade()
         exchange.chunked = is_chunked(self._te)

@@ -120,6 +120,15 @@ def valid_host(value: bytes) -> bool:
     return _HOST.fullmatch(value) is not None
 
 
+def origin_form(target: bytes) -> tuple[bytes, bytes]:
+    """(authority, origin-form target) of a valid absolute-form target:
+    http://host:8080/p?q → (host:8080, /p?q)."""
+    rest = target.partition(b"://")[2]
+    cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    path = rest[cut:]
+    return rest[:cut], path if path.startswith(b"/") else b"/" + path
+
+
 def valid_target(method: bytes, target: bytes) -> bool:
     """origin-form (/path), absolute-form without userinfo, or * for OPTIONS."""
     if target.startswith(b"/"):

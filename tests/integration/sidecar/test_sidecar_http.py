@@ -128,6 +128,19 @@ def test_http10_request_without_host_is_answered(sidecar: Sidecar) -> None:
     assert ["Host", f"127.0.0.1:{sidecar.port}"] in headers
 
 
+def test_absolute_form_reaches_the_main_container_in_origin_form(sidecar: Sidecar) -> None:
+    with sidecar.connect() as sock:
+        sock.sendall(
+            b"GET https://app.example/p?format=json HTTP/1.1\r\nHost: other.example\r\n"
+            b"Connection: close\r\n\r\n"
+        )
+        reply = read_reply(sock.makefile("rb"))
+    seen = json.loads(reply.body)
+    assert (seen["path"], seen["query"]) == ("/p", "format=json")
+    assert ["Host", "app.example"] in seen["headers"]
+    assert ["X-Forwarded-Host", "app.example"] in seen["headers"]
+
+
 # -- WebSocket --------------------------------------------------------------------------------
 
 

@@ -94,6 +94,28 @@ async def test_chunked_request_and_response() -> None:
     assert response.endswith(b"\r\n\r\n4\r\nwxyz\r\n0\r\n\r\n")
 
 
+@pytest.mark.parametrize(
+    ("target", "host", "path"),
+    [
+        (b"http://example.com/a/b?x=1", b"example.com", b"/a/b?x=1"),
+        (b"http://example.com", b"example.com", b"/"),
+        (b"HTTPS://Example.com:8443?q", b"Example.com:8443", b"/?q"),
+        (b"http://[::1]:8080/x", b"[::1]:8080", b"/x"),
+    ],
+)
+async def test_absolute_form_goes_on_in_origin_form_with_its_host(
+    target: bytes, host: bytes, path: bytes
+) -> None:
+    """RFC 9112 §3.2.2: a proxy replaces the received Host with the target's authority, so
+    the upstream and X-Forwarded-Host cannot see two different hosts."""
+    h = Harness()
+    await h.send(b"GET %s HTTP/1.1\r\nHost: other.example\r\n\r\n" % target)
+    lines = head_lines(h.upstream.sent())
+    assert lines[0] == b"GET %s HTTP/1.1" % path
+    assert b"Host: " + host in lines and b"X-Forwarded-Host: " + host in lines
+    assert not any(b"other.example" in line for line in lines)
+
+
 async def test_http10_request_without_host_gets_one_upstream() -> None:
     """HTTP/1.1 requires Host (an upstream like nginx refuses a request without one): the
     address the client reached stands in, as nginx's server name does."""
