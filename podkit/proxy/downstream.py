@@ -192,6 +192,8 @@ class ClientConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         exchange = self.current
         assert exchange is not None
+        if not self.in_head:
+            return  # a chunked body's trailer fields: dropped, as nginx drops them
         self.head_size += len(name) + len(value) + 4
         kind = self.server.request_table.get(name, MISS)
         if isinstance(kind, Miss):

@@ -138,6 +138,21 @@ def test_authority_of_a_listening_address(sockname: object, expected: bytes) -> 
     assert authority(sockname) == expected
 
 
+async def test_request_trailers_are_dropped_and_never_reach_the_next_request() -> None:
+    h = Harness(settings=ProxySettings(trusted_proxies=(ipaddress.ip_network("10.0.0.0/8"),)))
+    await h.send(
+        b"POST /1 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n"
+        b"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: gopher\r\nConnection: X-Kept\r\n\r\n"
+    )
+    assert h.upstream.sent().endswith(b"\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+    await h.reply(OK)
+    h.received()
+    await h.send(b"GET /2 HTTP/1.1\r\nHost: a\r\nX-Kept: yes\r\n\r\n")
+    lines = head_lines(h.upstream.sent())
+    assert b"X-Forwarded-For: 10.0.0.7" in lines and b"X-Forwarded-Proto: https" in lines
+    assert b"X-Kept: yes" in lines
+
+
 async def test_chunked_response_to_http10_client_is_close_delimited() -> None:
     h = Harness()
     await h.send(b"GET / HTTP/1.0\r\n\r\n")
