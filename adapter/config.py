@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from adapter.keys import KeySpec, parse_key_specs
 from podkit import logs
@@ -37,6 +38,10 @@ def parse_redis_addr(text: str) -> str:
     scheme = value.split("://", 1)[0].lower()
     if scheme not in ("redis", "rediss", "unix"):
         raise OptionError(f"unsupported scheme {scheme!r}: use redis://, rediss:// or unix://")
+    try:
+        urlsplit(value).port  # noqa: B018 - raises for an unclosed [v6 or a port out of range
+    except ValueError as exc:  # the URL itself is not repeated: it may hold a password
+        raise OptionError(f"invalid {scheme}:// address: {exc}") from None
     return value
 
 

@@ -49,6 +49,7 @@ async def test_gzip_when_asked(client: TestClient) -> None:
     [
         pytest.param("", 400, "'target' parameter must be specified", id="missing"),
         pytest.param("?target=ftp://x:1", 400, "unsupported scheme", id="bad-scheme"),
+        pytest.param("?target=redis://[::1", 400, "invalid redis:// address", id="bad-url"),
         pytest.param("?target=redis://evil:6379", 403, "is not allowed", id="not-allowed"),
         pytest.param(
             "?target=redis://u:pw@evil:6379",

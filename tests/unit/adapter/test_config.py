@@ -47,7 +47,9 @@ def test_redis_addr(text: str, want: str) -> None:
     assert parse_redis_addr(text) == want
 
 
-@pytest.mark.parametrize("text", ["http://h:1", "justahost", ""])
+@pytest.mark.parametrize(
+    "text", ["http://h:1", "justahost", "", "redis://[::1", "redis://h:99999", "redis://h:port"]
+)
 def test_redis_addr_errors(text: str) -> None:
     with pytest.raises(OptionError):
         parse_redis_addr(text)
