@@ -131,6 +131,14 @@ def parse_host_port(default_host: str = "0.0.0.0") -> Callable[[str], tuple[str,
     return parse
 
 
+_USERINFO = re.compile(r"(://[^/@:\s'\"]*):[^/@\s'\"]*@")
+
+
+def mask_credentials(text: str) -> str:
+    """Text with any URL's password (scheme://user:password@host) replaced, for messages."""
+    return _USERINFO.sub(r"\1:<redacted>@", text)
+
+
 def flag_name(f: dataclasses.Field[Any]) -> str:
     spec: OptionSpec = f.metadata["option"]
     return spec.flag or "--" + f.name.replace("_", "-")
@@ -197,8 +205,13 @@ def load(
         try:
             parsed = [spec.parse(item) for item in items]
         except (OptionError, ValueError) as exc:
-            # A parser's message may quote the value: for secrets, say nothing of it.
-            shown, why = ("<redacted>", "not a valid value") if spec.secret else (repr(raw), exc)
+            # A parser's message may quote the value: for secrets, say nothing of it; of any
+            # other value, not the password a URL in it may carry.
+            shown, why = (
+                ("<redacted>", "not a valid value")
+                if spec.secret
+                else (mask_credentials(repr(raw)), mask_credentials(str(exc)))
+            )
             parser.exit(
                 2,
                 f"{prog}: invalid value {shown} for {flag_name(f)} / {env} "

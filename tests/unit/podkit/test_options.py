@@ -9,6 +9,7 @@ from podkit.options import (
     describe,
     env_table,
     load,
+    mask_credentials,
     option,
     parse_bool,
     parse_duration,
@@ -74,6 +75,33 @@ def test_bad_secret_is_redacted(capsys: pytest.CaptureFixture[str]) -> None:
         load(WithSecretNumber, [], {"PIN": "12ab34"}, prog="s")
     err = capsys.readouterr().err
     assert "12ab34" not in err and "<redacted>" in err and "--pin / PIN" in err
+
+
+def test_a_password_in_a_bad_url_is_not_shown(capsys: pytest.CaptureFixture[str]) -> None:
+    def parse_url(text: str) -> str:
+        raise OptionError(f"cannot read {text}")
+
+    @dataclass(frozen=True)
+    class WithUrl:
+        url: str = option("", env="URL", parse=parse_url, help="where")
+
+    with pytest.raises(SystemExit):
+        load(WithUrl, ["--url", "redis://user:hunter2@[::1"], {}, prog="s")
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and "redis://user:<redacted>@[::1" in err
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("redis://:pw@h:1", "redis://:<redacted>@h:1"),
+        ("['http://u:p@a', 'http://b']", "['http://u:<redacted>@a', 'http://b']"),
+        ("redis://h:6379/0", "redis://h:6379/0"),
+        ("unix:///run/redis.sock", "unix:///run/redis.sock"),
+    ],
+)
+def test_mask_credentials(text: str, masked: str) -> None:
+    assert mask_credentials(text) == masked
 
 
 def test_describe_and_env_table() -> None:
