@@ -9,10 +9,9 @@ from collections.abc import Sequence
 
 from adapter.app import HEALTH, create_app
 from adapter.config import DESCRIPTION, PROG, AdapterConfig
-from adapter.connection import redact
 from podkit import logs
 from podkit.lifecycle import install_fast_loop, serve_app
-from podkit.options import load
+from podkit.options import load, mask_credentials
 
 log = logging.getLogger("adapter")
 
@@ -24,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     host, port = config.web_listen_address
     log.info(
         "scraping %s, serving %s on %s:%d (%s)",
-        redact(config.redis_addr),
+        mask_credentials(config.redis_addr),
         config.web_telemetry_path,
         host,
         port,

@@ -15,11 +15,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from adapter.config import AdapterConfig, parse_redis_addr
-from adapter.connection import redact
 from adapter.exposition import CONTENT_TYPE
 from adapter.scraper import Scraper
 from podkit.health import Health, add_health_routes
-from podkit.options import OptionError
+from podkit.options import OptionError, mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +105,11 @@ async def scrape(request: web.Request) -> web.Response:
         return web.Response(status=400, text=f"invalid target: {exc}\n")
     if not targets.allowed(url):
         targets.request_errors[0] += 1
-        log.warning("refused /scrape of %s: not in --scrape-allow", redact(url))
+        log.warning("refused /scrape of %s: not in --scrape-allow", mask_credentials(url))
         return web.Response(
             status=403,
-            text=f"target {redact(url)} is not allowed: only --redis-addr and targets matching "
-            "--scrape-allow (REDIS_EXPORTER_SCRAPE_ALLOW) may be scraped\n",
+            text=f"target {mask_credentials(url)} is not allowed: only --redis-addr and targets "
+            "matching --scrape-allow (REDIS_EXPORTER_SCRAPE_ALLOW) may be scraped\n",
         )
     scraper = await targets.get(url)
     return metrics_response(request, await scraper.scrape(scrape_budget(request)))

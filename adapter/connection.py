@@ -14,7 +14,6 @@ import ssl
 import time
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis import exceptions as redis_errors
 from redis.asyncio.connection import (
@@ -28,6 +27,7 @@ from redis.backoff import NoBackoff
 from redis.driver_info import DriverInfo
 
 from adapter.config import AdapterConfig
+from podkit.options import mask_credentials
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,6 @@ class ScrapeError(Exception):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-def redact(url: str) -> str:
-    """The URL with any password replaced, for logs and error messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:<redacted>@{netloc}"))
 
 
 def connection_kwargs(url: str, config: AdapterConfig) -> dict[str, Any]:
@@ -107,7 +97,7 @@ class RedisLink:
 
     def __init__(self, url: str, config: AdapterConfig) -> None:
         self.url = url
-        self.shown = redact(url)
+        self.shown = mask_credentials(url)
         self._config = config
         self._conn: AbstractConnection | None = None
         self._unnamed = False  # CLIENT SETNAME was refused (said once, not on every connect)

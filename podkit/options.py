@@ -131,7 +131,8 @@ def parse_host_port(default_host: str = "0.0.0.0") -> Callable[[str], tuple[str,
     return parse
 
 
-_USERINFO = re.compile(r"(://[^/@:\s'\"]*):[^/@\s'\"]*@")
+# user:password@ up to the last @ before the path: a password may hold a bare @.
+_USERINFO = re.compile(r"(://[^/@:\s'\"]*):[^/\s'\"]*@")
 
 
 def mask_credentials(text: str) -> str:

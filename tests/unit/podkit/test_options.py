@@ -95,6 +95,7 @@ def test_a_password_in_a_bad_url_is_not_shown(capsys: pytest.CaptureFixture[str]
     ("text", "masked"),
     [
         ("redis://:pw@h:1", "redis://:<redacted>@h:1"),
+        ("redis://u:p@ss@h:1/0", "redis://u:<redacted>@h:1/0"),
         ("['http://u:p@a', 'http://b']", "['http://u:<redacted>@a', 'http://b']"),
         ("redis://h:6379/0", "redis://h:6379/0"),
         ("unix:///run/redis.sock", "unix:///run/redis.sock"),
