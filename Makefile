@@ -8,6 +8,12 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# The proxies' hot path compiled with mypyc, installed as `pip install .` installs it, in a venv
+# of its own; the proxies' tests run once more against it (the dev venv holds the pure build).
+COMPILED_VENV ?= .venv-compiled
+PROXY_TESTS := tests/unit/podkit tests/unit/ambassador tests/integration/podkit \
+	tests/integration/sidecar tests/integration/ambassador
+PACKAGE_SOURCES := $(shell find podkit sidecar ambassador -name '*.py' 2>/dev/null)
 PYTEST_ARGS ?=
 COMPOSE ?= docker compose
 # checkov pins dependencies the project's venv cannot share: it gets a venv of its own.
@@ -16,7 +22,7 @@ CHECKOV_REQUIREMENT := checkov>=3.2,<4
 # Every kustomization: the base and each overlay (`make lint` renders and scans them all).
 KUSTOMIZATIONS := k8s $(sort $(wildcard k8s/overlays/*))
 
-.PHONY: help host install test test-fast images up down bench lint lock clean
+.PHONY: help host install compiled test test-fast test-compiled images up down bench lint lock clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,10 +34,20 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.lock
-	$(PY) -m pip install --quiet --no-deps -e .
+	POD_PATTERNS_BUILD=pure $(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 install: $(VENV)/.installed ## create .venv with an editable install and the test tools
+
+$(COMPILED_VENV)/.installed: pyproject.toml setup.py requirements-dev.lock $(PACKAGE_SOURCES)
+	[ -x $(COMPILED_VENV)/bin/python ] || $(PYTHON) -m venv $(COMPILED_VENV)
+	$(COMPILED_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPILED_VENV)/bin/python -m pip install --quiet -r requirements-dev.lock
+	POD_PATTERNS_BUILD=compiled $(COMPILED_VENV)/bin/python -m pip install --quiet --no-deps \
+		--force-reinstall .
+	@touch $@
+
+compiled: $(COMPILED_VENV)/.installed ## create .venv-compiled: the package built as users get it
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 	$(PYTHON) -m venv $(CHECKOV_VENV)
@@ -42,8 +58,14 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.lock
 images: host ## build the images (offline from a local Debian base when no registry answers)
 	@bash scripts/build-images.sh
 
-test: host install images lint ## lint, then every tier: unit, integration, container, e2e
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: host install compiled images lint ## lint, every tier, then the proxies' tests compiled
+	POD_PATTERNS_EXPECT_BUILD=pure $(PY) -m pytest $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-compiled
+
+test-compiled: compiled ## the proxies' unit and integration tests against the compiled build
+	@# PYTHONSAFEPATH: neither pytest nor the services it starts may import the source tree.
+	PYTHONSAFEPATH=1 POD_PATTERNS_EXPECT_BUILD=compiled \
+		$(COMPILED_VENV)/bin/python -m pytest $(PROXY_TESTS) $(PYTEST_ARGS)
 
 test-fast: install ## the unit tier only (seconds, no processes or Docker)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
@@ -85,6 +107,7 @@ lock: install ## recompile requirements*.lock from pyproject.toml (needs PyPI)
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 -o requirements.lock --no-header
 	$(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 --extra test --extra lint -o requirements-dev.lock --no-header
 	echo '$(CHECKOV_REQUIREMENT)' | $(VENV)/bin/uv pip compile - --universal --python-version 3.11 -o requirements-checkov.lock --no-header
+	printf 'setuptools>=68\nmypy>=1.10\n' | $(VENV)/bin/uv pip compile - --universal --python-version 3.11 -o requirements-build.lock --no-header
 
 clean: ## remove the venv and caches
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache wheelhouse/*.whl
+	rm -rf $(VENV) $(CHECKOV_VENV) $(COMPILED_VENV) build .pytest_cache .mypy_cache .ruff_cache wheelhouse/*.whl

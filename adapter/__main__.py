@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import platform
 import sys
 from collections.abc import Sequence
 
+import podkit
 from adapter.app import HEALTH, create_app
 from adapter.config import DESCRIPTION, PROG, AdapterConfig
 from podkit import logs
@@ -16,9 +18,18 @@ from podkit.options import load, mask_credentials
 log = logging.getLogger("adapter")
 
 
+VERSION_FLAGS = frozenset({"-version", "--version"})  # redis_exporter's: print it and exit 0
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    config = load(AdapterConfig, argv, prog=PROG, description=DESCRIPTION)
+    args = sys.argv[1:] if argv is None else list(argv)
+    if VERSION_FLAGS.intersection(args):
+        print(f"{PROG} (pod-patterns) {podkit.__version__}, Python {platform.python_version()}")
+        return
+    config = load(AdapterConfig, args, prog=PROG, description=DESCRIPTION)
     logs.configure(config.effective_log_level, config.log_format)
+    for warning in config.warnings():
+        log.warning("%s", warning)
     loop_name = install_fast_loop()
     host, port = config.web_listen_address
     log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,16 @@ def parse_path(text: str) -> str:
 
 def parse_list(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def parse_csv(text: str) -> tuple[str, ...]:
+    """One CSV record, as redis_exporter reads --check-key-groups (a pattern may be quoted
+    to hold a comma); empty fields dropped."""
+    try:
+        (record,) = list(csv.reader([text])) or [[]]
+    except (csv.Error, ValueError) as exc:
+        raise OptionError(f"expected comma-separated Lua patterns: {exc}") from None
+    return tuple(field.strip() for field in record if field.strip())
 
 
 def parse_namespace(text: str) -> str:
@@ -127,6 +138,37 @@ class AdapterConfig:
         aliases=("-check-single-keys",),
         help="comma-separated keys (db3=user_count) whose size and value to export, without SCAN",
     )
+    check_streams: tuple[KeySpec, ...] = option(
+        (),
+        env="REDIS_EXPORTER_CHECK_STREAMS",
+        parse=parse_key_specs,
+        aliases=("-check-streams",),
+        help="comma-separated stream patterns (db0=events:*) to export length, groups, "
+        "consumers and pending messages of, via SCAN",
+    )
+    check_single_streams: tuple[KeySpec, ...] = option(
+        (),
+        env="REDIS_EXPORTER_CHECK_SINGLE_STREAMS",
+        parse=parse_key_specs,
+        aliases=("-check-single-streams",),
+        help="comma-separated streams (db0=events) to export length, groups, consumers and "
+        "pending messages of, without SCAN",
+    )
+    check_key_groups: tuple[str, ...] = option(
+        (),
+        env="REDIS_EXPORTER_CHECK_KEY_GROUPS",
+        parse=parse_csv,
+        aliases=("-check-key-groups",),
+        help="comma-separated Lua patterns whose captures name a key group; count and memory "
+        "of each group per database, via SCAN and MEMORY USAGE",
+    )
+    max_distinct_key_groups: int = option(
+        100,
+        env="REDIS_EXPORTER_MAX_DISTINCT_KEY_GROUPS",
+        parse=int,
+        aliases=("-max-distinct-key-groups",),
+        help="most key groups per database reported by memory; the rest are summed as 'overflow'",
+    )
     count_keys: tuple[KeySpec, ...] = option(
         (),
         env="REDIS_EXPORTER_COUNT_KEYS",
@@ -140,6 +182,88 @@ class AdapterConfig:
         parse=int,
         aliases=("-check-keys-batch-size",),
         help="COUNT hint for each SCAN call of --check-keys and --count-keys",
+    )
+    script: tuple[str, ...] = option(
+        (),
+        env="REDIS_EXPORTER_SCRIPT",
+        parse=parse_list,
+        aliases=("-script",),
+        help="comma-separated paths of Lua scripts returning {name, value, ...}; exported as "
+        "script_values{key}",
+    )
+    export_client_list: bool = option(
+        False,
+        env="REDIS_EXPORTER_EXPORT_CLIENT_LIST",
+        parse=parse_bool,
+        aliases=("-export-client-list",),
+        help="export CLIENT LIST as connected_clients_details, one series per connection",
+    )
+    export_client_port: bool = option(
+        False,
+        env="REDIS_EXPORTER_EXPORT_CLIENT_PORT",
+        parse=parse_bool,
+        aliases=("-export-client-port",),
+        help="add the client's port to connected_clients_details (many more series)",
+    )
+    ping_on_connect: bool = option(
+        False,
+        env="REDIS_EXPORTER_PING_ON_CONNECT",
+        parse=parse_bool,
+        aliases=("-ping-on-connect",),
+        help="PING Redis at the start of each scrape and export the time it took",
+    )
+    include_config_metrics: bool = option(
+        False,
+        env="REDIS_EXPORTER_INCL_CONFIG_METRICS",
+        parse=parse_bool,
+        aliases=("-include-config-metrics",),
+        help="export every CONFIG setting as config_key_value (and config_value if numeric)",
+    )
+    redact_config_metrics: bool = option(
+        True,
+        env="REDIS_EXPORTER_REDACT_CONFIG_METRICS",
+        parse=parse_bool,
+        aliases=("-redact-config-metrics",),
+        help="leave passwords (masterauth, requirepass, TLS key passphrases) out of the "
+        "config metrics",
+    )
+    is_cluster: bool = option(
+        False,
+        env="REDIS_EXPORTER_IS_CLUSTER",
+        parse=parse_bool,
+        aliases=("-is-cluster",),
+        help="accepted; not yet supported: key checks run on the configured node only",
+    )
+    is_tile38: bool = option(
+        False,
+        env="REDIS_EXPORTER_IS_TILE38",
+        parse=parse_bool,
+        aliases=("-is-tile38",),
+        help="accepted and ignored with a warning: Tile38 is not Redis",
+    )
+    tls_server_cert_file: str = option(
+        "",
+        env="REDIS_EXPORTER_TLS_SERVER_CERT_FILE",
+        aliases=("-tls-server-cert-file",),
+        help="accepted; not yet supported: the metrics port serves plain HTTP (warned)",
+    )
+    tls_server_key_file: str = option(
+        "",
+        env="REDIS_EXPORTER_TLS_SERVER_KEY_FILE",
+        aliases=("-tls-server-key-file",),
+        help="accepted; not yet supported: the metrics port serves plain HTTP (warned)",
+    )
+    tls_server_ca_cert_file: str = option(
+        "",
+        env="REDIS_EXPORTER_TLS_SERVER_CA_CERT_FILE",
+        aliases=("-tls-server-ca-cert-file",),
+        help="accepted; not yet supported: no client certificates are asked for (warned)",
+    )
+    tls_server_min_version: str = option(
+        "TLS1.2",
+        env="REDIS_EXPORTER_TLS_SERVER_MIN_VERSION",
+        aliases=("-tls-server-min-version",),
+        help="accepted; has no effect until the metrics port serves TLS",
     )
     connection_timeout: float = option(
         15.0,
@@ -250,6 +374,32 @@ class AdapterConfig:
                 raise OptionError(f"{describe(AdapterConfig, name)}: no such file: {path}")
         if self.check_keys_batch_size < 1:
             raise OptionError("--check-keys-batch-size must be at least 1")
+        if self.max_distinct_key_groups < 0:
+            raise OptionError("--max-distinct-key-groups cannot be negative")
+        for path in self.script:
+            if not Path(path).is_file():
+                raise OptionError(f"{describe(AdapterConfig, 'script')}: no such file: {path}")
+
+    def warnings(self) -> list[str]:
+        """One line for each redis_exporter option that is accepted but does nothing here."""
+        said = []
+        if self.is_cluster:
+            said.append(
+                "--is-cluster (REDIS_EXPORTER_IS_CLUSTER) is not supported yet: the adapter "
+                "scrapes the configured node only, and key checks see that node's keys"
+            )
+        if self.is_tile38:
+            said.append(
+                "--is-tile38 (REDIS_EXPORTER_IS_TILE38) is ignored: the adapter exports Redis "
+                "metrics only, no Tile38 SERVER stats"
+            )
+        if self.tls_server_cert_file or self.tls_server_key_file or self.tls_server_ca_cert_file:
+            said.append(
+                "--tls-server-cert-file/--tls-server-key-file/--tls-server-ca-cert-file are "
+                "not supported yet: the metrics port serves PLAIN HTTP; terminate TLS in "
+                "front of it (the sidecar of this repo does)"
+            )
+        return said
 
     @property
     def effective_log_level(self) -> str:

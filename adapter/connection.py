@@ -35,6 +35,24 @@ Command = tuple[str, ...]
 ERROR_KINDS = ("auth", "connect", "internal", "redis", "timeout", "tls")
 
 
+class Pipeline:
+    """The scrape's one round trip: every source's commands in one write, and each source's
+    slice of the replies handed back by its name."""
+
+    __slots__ = ("_slices", "commands")
+
+    def __init__(self, parts: Sequence[tuple[str, Sequence[Command]]]) -> None:
+        self.commands: tuple[Command, ...] = tuple(c for _, cmds in parts for c in cmds)
+        self._slices: dict[str, slice] = {}
+        start = 0
+        for name, cmds in parts:
+            self._slices[name] = slice(start, start + len(cmds))
+            start += len(cmds)
+
+    def split(self, replies: Sequence[Any]) -> dict[str, Sequence[Any]]:
+        return {name: replies[part] for name, part in self._slices.items()}
+
+
 class ScrapeError(Exception):
     """Redis could not be scraped; `kind` is a short, bounded class for metrics and logs."""
 

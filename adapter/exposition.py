@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, NamedTuple
 
 MetricType = Literal["gauge", "counter", "summary", "untyped"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -38,6 +38,19 @@ def format_value(value: float) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     return repr(value)
+
+
+class Family(NamedTuple):
+    """A metric family declared once, beside the source that fills it: name (without the
+    namespace), type and help, as redis_exporter's metricDescriptions table declares them."""
+
+    name: str
+    kind: MetricType
+    help: str
+
+
+def gauge(name: str, help_text: str = "") -> Family:
+    return Family(name, "gauge", help_text or f"{name} metric")
 
 
 class Exposition:
@@ -69,6 +82,12 @@ class Exposition:
             lines = self._families[full] = [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
         text = value if isinstance(value, str) else format_value(value)
         lines.append(f"{full}{suffix}{label_text} {text}")
+
+    def put(
+        self, family: Family, value: float | str, label_text: str = "", *, suffix: str = ""
+    ) -> None:
+        """One sample of a declared family."""
+        self.add(family.name, family.kind, family.help, value, label_text, suffix=suffix)
 
     def __contains__(self, name: str) -> bool:
         return f"{self.namespace}_{name}" in self._families

@@ -12,7 +12,7 @@ import re
 import time
 from typing import NamedTuple
 
-from adapter.exposition import Exposition, MetricType, format_value, labels
+from adapter.exposition import Exposition, Family, MetricType, format_value, labels
 
 Sections = dict[str, dict[str, str]]
 
@@ -164,6 +164,35 @@ FIELDS: dict[str, Field] = {
     "current_client_thread": _g("current_client_thread"),
 }
 
+# Families filled from INFO's structured lines, each declared once.
+START_TIME = Family(
+    "start_time_seconds", "gauge", "Start time of the Redis instance since unix epoch in seconds."
+)
+INSTANCE_INFO = Family("instance_info", "gauge", "Information about the Redis instance")
+SLAVE_INFO = Family("slave_info", "gauge", "Information about the Redis slave")
+MASTER_LINK_UP = Family("master_link_up", "gauge", "Master link status on Redis slave")
+SLAVE_OFFSET = Family("connected_slave_offset_bytes", "gauge", "Offset of connected slave")
+SLAVE_LAG = Family("connected_slave_lag_seconds", "gauge", "Lag of connected slave")
+DB_KEYS = Family("db_keys", "gauge", "Total number of keys by DB")
+DB_KEYS_EXPIRING = Family("db_keys_expiring", "gauge", "Total number of expiring keys by DB")
+DB_AVG_TTL = Family("db_avg_ttl_seconds", "gauge", "Avg TTL in seconds")
+COMMANDS = Family("commands_total", "counter", "Total number of calls per command")
+COMMANDS_DURATION = Family(
+    "commands_duration_seconds_total",
+    "counter",
+    "Total amount of time in seconds spent per command",
+)
+COMMANDS_REJECTED = Family(
+    "commands_rejected_calls_total", "counter", "commands_rejected_calls_total metric"
+)
+COMMANDS_FAILED = Family(
+    "commands_failed_calls_total", "counter", "commands_failed_calls_total metric"
+)
+LATENCY_PERCENTILES = Family(
+    "latency_percentiles_usec", "summary", "latency_percentiles_usec metric"
+)
+ERRORS = Family("errors_total", "counter", "Total number of errors per error type")
+
 # Exported only with --include-system-metrics, as redis_exporter does.
 SYSTEM_FIELDS: dict[str, Field] = {
     "total_system_memory": _g("total_system_memory_bytes", "Memory of the host in bytes"),
@@ -246,28 +275,22 @@ def add_server(out: Exposition, sections: Sections, now: float | None = None) ->
     uptime = number(server.get("uptime_in_seconds", ""))
     if uptime is not None:
         now = int(time.time()) if now is None else now
-        out.add(
-            "start_time_seconds",
-            "gauge",
-            "Start time of the Redis instance since unix epoch in seconds.",
+        out.put(
+            START_TIME,
             now - uptime,
         )
     merged = {**server, **sections.get("memory", {}), **replication}
     role = merged.get("role", "")
     mode = merged.get("redis_mode") or merged.get("server_mode", "")
     values = {**merged, "redis_mode": mode}
-    out.add(
-        "instance_info",
-        "gauge",
-        "Information about the Redis instance",
+    out.put(
+        INSTANCE_INFO,
         1.0,
         labels((name, values.get(name, "")) for name in INSTANCE_INFO_LABELS),
     )
     if role == "slave":
-        out.add(
-            "slave_info",
-            "gauge",
-            "Information about the Redis slave",
+        out.put(
+            SLAVE_INFO,
             1.0,
             labels(
                 (
@@ -289,10 +312,8 @@ def add_replication(out: Exposition, sections: Sections) -> None:
         elif _MASTER_PORT.match(key):
             port = value
         elif _MASTER_LINK.match(key):
-            out.add(
-                "master_link_up",
-                "gauge",
-                "Master link status on Redis slave",
+            out.put(
+                MASTER_LINK_UP,
                 1.0 if value == "up" else 0.0,
                 labels((("master_host", host), ("master_port", port))),
             )
@@ -327,10 +348,10 @@ def _add_connected_replica(out: Exposition, value: str) -> None:
             ("slave_state", fields.get("state", "")),
         )
     )
-    out.add("connected_slave_offset_bytes", "gauge", "Offset of connected slave", offset, lbl)
+    out.put(SLAVE_OFFSET, offset, lbl)
     lag = number(fields["lag"]) if "lag" in fields else None
     if lag is not None:
-        out.add("connected_slave_lag_seconds", "gauge", "Lag of connected slave", lag, lbl)
+        out.put(SLAVE_LAG, lag, lbl)
 
 
 def add_keyspace(out: Exposition, sections: Sections, db_count: int) -> None:
@@ -344,18 +365,18 @@ def add_keyspace(out: Exposition, sections: Sections, db_count: int) -> None:
         if keys is None or expires is None:
             continue
         lbl = labels((("db", db),))
-        out.add("db_keys", "gauge", "Total number of keys by DB", keys, lbl)
-        out.add("db_keys_expiring", "gauge", "Total number of expiring keys by DB", expires, lbl)
+        out.put(DB_KEYS, keys, lbl)
+        out.put(DB_KEYS_EXPIRING, expires, lbl)
         ttl = number(fields.get("avg_ttl", ""))
         if ttl is not None:
-            out.add("db_avg_ttl_seconds", "gauge", "Avg TTL in seconds", ttl / 1000, lbl)
+            out.put(DB_AVG_TTL, ttl / 1000, lbl)
         seen.add(db)
     for index in range(db_count):
         db = f"db{index}"
         if db not in seen:
             lbl = labels((("db", db),))
-            out.add("db_keys", "gauge", "Total number of keys by DB", 0.0, lbl)
-            out.add("db_keys_expiring", "gauge", "Total number of expiring keys by DB", 0.0, lbl)
+            out.put(DB_KEYS, 0.0, lbl)
+            out.put(DB_KEYS_EXPIRING, 0.0, lbl)
 
 
 def add_commandstats(out: Exposition, sections: Sections) -> None:
@@ -372,11 +393,9 @@ def add_commandstats(out: Exposition, sections: Sections) -> None:
         if calls is None or usec is None:
             continue
         lbl = labels((("cmd", cmd),))
-        out.add("commands_total", "counter", "Total number of calls per command", calls, lbl)
-        out.add(
-            "commands_duration_seconds_total",
-            "counter",
-            "Total amount of time in seconds spent per command",
+        out.put(COMMANDS, calls, lbl)
+        out.put(
+            COMMANDS_DURATION,
             usec / 1e6,
             lbl,
         )
@@ -384,21 +403,16 @@ def add_commandstats(out: Exposition, sections: Sections) -> None:
         if len(parts) >= 5:
             rejected, failed = _kv_number(parts[3]), _kv_number(parts[4])
             if rejected is not None and failed is not None:
-                out.add(
-                    "commands_rejected_calls_total",
-                    "counter",
-                    "commands_rejected_calls_total metric",
+                out.put(
+                    COMMANDS_REJECTED,
                     rejected,
                     lbl,
                 )
-                out.add(
-                    "commands_failed_calls_total",
-                    "counter",
-                    "commands_failed_calls_total metric",
+                out.put(
+                    COMMANDS_FAILED,
                     failed,
                     lbl,
                 )
-    help_text = "latency_percentiles_usec metric"
     for key, value in sections.get("latencystats", {}).items():
         prefix, _, cmd = key.partition("latency_percentiles_usec_")
         if prefix or cmd not in calls_sum:
@@ -413,16 +427,14 @@ def add_commandstats(out: Exposition, sections: Sections) -> None:
             quantiles.append((format_value(q), v))
         else:
             for q_text, v in quantiles:
-                out.add(
-                    "latency_percentiles_usec",
-                    "summary",
-                    help_text,
+                out.put(
+                    LATENCY_PERCENTILES,
                     v,
                     labels((("cmd", cmd), ("quantile", q_text))),
                 )
             lbl = labels((("cmd", cmd),))
-            out.add("latency_percentiles_usec", "summary", help_text, usec, lbl, suffix="_sum")
-            out.add("latency_percentiles_usec", "summary", help_text, count, lbl, suffix="_count")
+            out.put(LATENCY_PERCENTILES, usec, lbl, suffix="_sum")
+            out.put(LATENCY_PERCENTILES, count, lbl, suffix="_count")
 
 
 def add_errorstats(out: Exposition, sections: Sections) -> None:
@@ -430,10 +442,8 @@ def add_errorstats(out: Exposition, sections: Sections) -> None:
         if key.startswith("errorstat_"):
             count = _kv_number(value)
             if count is not None:
-                out.add(
-                    "errors_total",
-                    "counter",
-                    "Total number of errors per error type",
+                out.put(
+                    ERRORS,
                     count,
                     labels((("err", key[10:]),)),
                 )

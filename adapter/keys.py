@@ -9,11 +9,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from adapter.exposition import Exposition, labels
+from adapter.exposition import Exposition, gauge, labels
 from podkit.options import OptionError
 
 KeySpec = tuple[int, str]  # (database, key or pattern)
 RoundTrip = Callable[[Sequence[tuple[str, ...]]], Awaitable[list[Any]]]
+
+KEY_SIZE = gauge("key_size", 'The length or size of "key"')
+KEY_VALUE = gauge("key_value", 'The value of "key"')
+KEY_VALUE_AS_STRING = gauge("key_value_as_string", 'The value of "key" as a string')
+KEYS_COUNT = gauge("keys_count", "Count of keys")
 
 _SIZE_COMMAND = {"list": "LLEN", "set": "SCARD", "zset": "ZCARD", "hash": "HLEN", "stream": "XLEN"}
 
@@ -34,7 +39,7 @@ def parse_key_specs(text: str) -> tuple[KeySpec, ...]:
     return tuple(specs)
 
 
-def _text(value: Any) -> str:
+def text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
@@ -43,7 +48,7 @@ async def scan(round_trip: RoundTrip, pattern: str, batch: int) -> list[bytes]:
     cursor = b"0"
     while True:
         (reply,) = await round_trip(
-            (("SCAN", _text(cursor), "MATCH", pattern, "COUNT", str(batch)),)
+            (("SCAN", text(cursor), "MATCH", pattern, "COUNT", str(batch)),)
         )
         if isinstance(reply, Exception):
             raise reply
@@ -76,10 +81,8 @@ async def add_key_metrics(
             for d, pattern in count_keys:
                 if d == db:
                     count = len(await scan(round_trip, pattern, batch))
-                    out.add(
-                        "keys_count",
-                        "gauge",
-                        "Count of keys",
+                    out.put(
+                        KEYS_COUNT,
                         float(count),
                         labels((("db", f"db{db}"), ("key", pattern))),
                     )
@@ -89,10 +92,10 @@ async def add_key_metrics(
 
 
 async def _add_sizes(out: Exposition, round_trip: RoundTrip, db: str, names: list[bytes]) -> None:
-    types = await round_trip([("TYPE", _text(n)) for n in names])
+    types = await round_trip([("TYPE", text(n)) for n in names])
     commands: list[tuple[str, ...]] = []
     for name, kind in zip(names, types, strict=True):
-        key, kind_text = _text(name), _text(kind)
+        key, kind_text = text(name), text(kind)
         if kind_text == "string":
             # A HyperLogLog is a string too: PFCOUNT answers for those, STRLEN for the rest.
             commands += [("PFCOUNT", key), ("STRLEN", key), ("GET", key)]
@@ -100,27 +103,25 @@ async def _add_sizes(out: Exposition, round_trip: RoundTrip, db: str, names: lis
             commands.append((_SIZE_COMMAND[kind_text], key))
     replies = iter(await round_trip(commands)) if commands else iter(())
     for name, kind in zip(names, types, strict=True):
-        key, kind_text = _text(name), _text(kind)
+        key, kind_text = text(name), text(kind)
         lbl = labels((("db", db), ("key", key)))
         if kind_text == "string":
             pfcount, strlen, value = next(replies), next(replies), next(replies)
             size = pfcount if isinstance(pfcount, int) else strlen
             if isinstance(size, int):
-                out.add("key_size", "gauge", 'The length or size of "key"', float(size), lbl)
+                out.put(KEY_SIZE, float(size), lbl)
             try:
-                out.add("key_value", "gauge", 'The value of "key"', float(value), lbl)
+                out.put(KEY_VALUE, float(value), lbl)
             except (TypeError, ValueError):
                 # Not a number: the text goes in a label, as redis_exporter does.
-                out.add(
-                    "key_value_as_string",
-                    "gauge",
-                    'The value of "key" as a string',
+                out.put(
+                    KEY_VALUE_AS_STRING,
                     1.0,
-                    labels((("db", db), ("key", key), ("val", _text(value)))),
+                    labels((("db", db), ("key", key), ("val", text(value)))),
                 )
         elif kind_text in _SIZE_COMMAND:
             size = next(replies)
             if isinstance(size, int):
-                out.add("key_size", "gauge", 'The length or size of "key"', float(size), lbl)
+                out.put(KEY_SIZE, float(size), lbl)
         elif kind_text == "none":  # a --check-single-keys key that does not exist (yet)
-            out.add("key_size", "gauge", 'The length or size of "key"', 0.0, lbl)
+            out.put(KEY_SIZE, 0.0, lbl)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapter.exposition import Exposition, labels
+from adapter.exposition import Exposition, gauge, labels
 
 COMMANDS = (("LATENCY", "LATEST"),)
+
+SPIKE_LAST = gauge("latency_spike_last", "When the latency spike last occurred")
+SPIKE_DURATION = gauge(
+    "latency_spike_duration_seconds", "Length of the last latency spike in seconds"
+)
 
 
 def add_latency(out: Exposition, latest: Any) -> None:
@@ -20,17 +25,5 @@ def add_latency(out: Exposition, latest: Any) -> None:
             entry[0].decode("utf-8", "replace") if isinstance(entry[0], bytes) else str(entry[0])
         )
         lbl = labels((("event_name", event),))
-        out.add(
-            "latency_spike_last",
-            "gauge",
-            "When the latency spike last occurred",
-            float(entry[1]),
-            lbl,
-        )
-        out.add(
-            "latency_spike_duration_seconds",
-            "gauge",
-            "Length of the last latency spike in seconds",
-            int(entry[2]) / 1000,
-            lbl,
-        )
+        out.put(SPIKE_LAST, float(entry[1]), lbl)
+        out.put(SPIKE_DURATION, int(entry[2]) / 1000, lbl)

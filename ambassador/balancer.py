@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from podkit.proxy.exchange import Exchange
+from podkit.proxy.head import RequestHead
 from podkit.proxy.stats import Histogram
 from podkit.proxy.upstream import Upstream, parse_upstream_url
 
@@ -82,7 +82,7 @@ class Balancer:
         self,
         peers: list[Peer],
         method: Method = "round_robin",
-        hash_key: Callable[[Exchange], bytes] | None = None,
+        hash_key: Callable[[RequestHead], bytes] | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         self.primary = [p for p in peers if not p.backup]
@@ -103,21 +103,21 @@ class Balancer:
         return self.primary + self.backup
 
     # -- picking ----------------------------------------------------------------------------
-    def pick(self, tried: Tried, exchange: Exchange | None = None) -> Peer | None:
+    def pick(self, tried: Tried, head: RequestHead | None = None) -> Peer | None:
         now = self.clock()
         group = self.backup if tried.backup else self.primary
-        peer = self._pick_in(group, tried, now, exchange)
+        peer = self._pick_in(group, tried, now, head)
         if peer is None and not tried.backup and self.backup:
             # nginx moves to the backup servers when no primary one is left for this request
             tried.backup = True
             tried.peers.clear()
-            peer = self._pick_in(self.backup, tried, now, exchange)
+            peer = self._pick_in(self.backup, tried, now, head)
         if peer is not None:
             tried.peers.add(id(peer))
         return peer
 
     def _pick_in(
-        self, group: list[Peer], tried: Tried, now: float, exchange: Exchange | None
+        self, group: list[Peer], tried: Tried, now: float, head: RequestHead | None
     ) -> Peer | None:
         if not group:
             return None
@@ -131,11 +131,11 @@ class Balancer:
         if (
             self.method == "hash"
             and self.ring is not None
-            and exchange is not None
+            and head is not None
             and not tried.backup
             and self.hash_key is not None
         ):
-            hashed = self.ring.find(self.hash_key(exchange), tried, now)
+            hashed = self.ring.find(self.hash_key(head), tried, now)
             if hashed is not None:
                 return hashed  # nginx falls back to round robin after 20 failed hash lookups
         if self.method == "least_conn":

@@ -16,6 +16,7 @@ from prometheus_client.core import (
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from podkit.buildinfo import build_info
 from podkit.proxy.stats import Histogram, ProxyStats
 
 LABELS = ["upstream", "address"]
@@ -30,6 +31,7 @@ class AmbassadorCollector(Collector):
         self.views = views  # the peers, as /upstreams shows them
 
     def collect(self) -> Iterator[Metric]:
+        yield build_info("ambassador")
         yield from self.stats().families("ambassador")
         responses = CounterMetricFamily(
             "ambassador_upstream_responses",

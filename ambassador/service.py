@@ -1,6 +1,7 @@
 """The ambassador assembled: the listener on the shared engine with a balancer as its `pick`,
 DNS re-resolution, active health checks, config reload (file change or SIGHUP), and the
-admin port with /upstreams; runs until SIGTERM, then drains."""
+admin port with /upstreams; run by podkit.runner (one process, or --workers N) until
+SIGTERM, then drained."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 from collections.abc import Callable
 from http.cookies import SimpleCookie
 from time import monotonic
@@ -23,26 +23,25 @@ from ambassador.metrics import registry_for
 from ambassador.peers import Addresses, build_peers, resolve
 from podkit.admin import admin_app, start_site
 from podkit.health import Health
-from podkit.lifecycle import install_fast_loop, stop_on_signals
 from podkit.options import OptionError
 from podkit.proxy import ProxyServer, Upstream
-from podkit.proxy.exchange import Exchange
+from podkit.proxy.head import RequestHead
 from podkit.proxy.stats import ProxyStats
-from podkit.workers import Workers, report_forever
+from podkit.runner import Closer, Report, Reports, serve
 
 log = logging.getLogger("ambassador")
 
 
-def hash_key(spec: str) -> Callable[[Exchange], bytes]:
+def hash_key(spec: str) -> Callable[[RequestHead], bytes]:
     """The request's key for --method hash: the client's address, a header or a cookie."""
     kind, _, name = spec.partition(":")
     if kind == "header":
         wanted = name.lower().encode()
-        return lambda ex: next((v for n, v in ex.headers if n.lower() == wanted), b"")
+        return lambda head: head.header(wanted) or b""
     if kind == "cookie":
 
-        def cookie(ex: Exchange) -> bytes:
-            for n, v in ex.headers:
+        def cookie(head: RequestHead) -> bytes:
+            for n, v in head.headers:
                 if n.lower() == b"cookie":
                     morsel = SimpleCookie(v.decode("latin-1")).get(name)
                     if morsel is not None:
@@ -50,37 +49,39 @@ def hash_key(spec: str) -> Callable[[Exchange], bytes]:
             return b""
 
         return cookie
-    return lambda ex: ex.client.peer.encode()
+    return lambda head: head.peer.encode()
 
 
 class Ambassador:
     def __init__(self, config: AmbassadorConfig) -> None:
         self.config = config
-        self.settings = config.proxy_settings(scheme=b"http", via_name="ambassador")
+        self.settings = config.proxy_settings(
+            scheme=b"http",
+            via_name="ambassador",
+            retry_non_idempotent=config.next_upstream_non_idempotent,
+        )
         # The file's signature before reading it: a change made while starting is not lost.
         self._config_signature = self._signature() if config.config else None
         self.group = config.group()
         self.addresses: Addresses = {}
         self.balancer = Balancer([])
-        self.proxy = ProxyServer(
-            self.settings, self.pick, retry_non_idempotent=config.next_upstream_non_idempotent
-        )
+        self.proxy = ProxyServer(self.settings, self.pick)
         self.health_task: asyncio.Future[None] | None = None
         self.tasks: list[asyncio.Future[None]] = []
         self._lock = asyncio.Lock()
 
     # -- the engine's seam ------------------------------------------------------------------
-    def pick(self, exchange: Exchange, attempt: int) -> Upstream | None:
-        tried = exchange.pick_state
+    def pick(self, head: RequestHead, attempt: int) -> Upstream | None:
+        tried = head.pick_state
         if not isinstance(tried, Tried):
-            tried = exchange.pick_state = Tried()
+            tried = head.pick_state = Tried()
         limit = self.config.next_upstream_tries
         if attempt and limit and attempt >= limit:
             return None
         deadline = self.config.next_upstream_timeout
-        if attempt and deadline and monotonic() - exchange.started > deadline:
+        if attempt and deadline and monotonic() - head.started > deadline:
             return None
-        peer = self.balancer.pick(tried, exchange)
+        peer = self.balancer.pick(tried, head)
         return peer.upstream if peer is not None else None
 
     # -- applying an upstream group ------------------------------------------------------------
@@ -126,7 +127,7 @@ class Ambassador:
             for peer in self.balancer.peers:
                 peer.healthy = True
 
-    async def reload(self, why: str) -> None:
+    async def reload_config(self, why: str) -> None:
         async with self._lock:
             try:
                 group = self.config.group()
@@ -147,7 +148,7 @@ class Ambassador:
                 continue
             if signature != self._config_signature:
                 self._config_signature = signature
-                await self.reload(f"{path} changed")
+                await self.reload_config(f"{path} changed")
 
     def _signature(self) -> tuple[int, int]:
         st = os.stat(self.config.config)  # a ConfigMap update swaps a symlink: inode, mtime
@@ -190,16 +191,25 @@ class Ambassador:
 
     # -- running -----------------------------------------------------------------------------
     async def start(self, reuse_port: bool = False) -> None:
-        loop = asyncio.get_running_loop()
         await self.apply(self.group)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
         if self.config.config and self.config.config_check_interval:
             self.tasks.append(asyncio.ensure_future(self.watch_config()))
         if self.config.resolve_interval:
             self.tasks.append(asyncio.ensure_future(self.resolve_forever()))
         await self.proxy.listen(*self.config.listen, reuse_port=reuse_port)
 
-    async def stop(self) -> None:
+    def reload(self) -> None:
+        """SIGHUP: read the configuration again."""
+        self.tasks.append(asyncio.ensure_future(self.reload_config("SIGHUP")))
+
+    def report(self) -> Report:
+        return {
+            "proxy": self.proxy.stats.snapshot(),
+            "peers": self.upstreams_json(),
+            "available": self.balancer.any_available(),
+        }
+
+    async def drain(self) -> None:
         for task in self.tasks:
             task.cancel()
         if self.health_task is not None:
@@ -264,94 +274,40 @@ async def serve_admin(
     return await start_site(app, *config.admin_listen)
 
 
-async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> None:
-    """One process: the listener and the admin port together."""
-    stop = stop or asyncio.Event()
-    stop_on_signals(stop)
-    amb = Ambassador(config)
-    await amb.start()
+class AmbassadorApp:
+    """The ambassador as podkit.runner drives it. Each worker balances on its own, as
+    nginx's workers do without a shared `zone`."""
 
-    async def ready() -> str | None:
-        return None if amb.balancer.any_available() else "no upstream is available"
+    def __init__(self, config: AmbassadorConfig) -> None:
+        self.config = config
+        self.workers = config.workers
+        self.drain_timeout = config.drain_timeout
 
-    health = Health(check=ready)
-    runner = await serve_admin(config, health, lambda: amb.proxy.stats, amb.upstreams_json)
-    health.ready = True
-    log.info(
-        "listening on %s:%d → %s (%s); admin on %s:%d",
-        *config.listen,
-        describe(amb.balancer),
-        amb.group.method,
-        *config.admin_listen,
-    )
-    await stop.wait()
-    health.ready = False
-    log.info("shutting down: draining for up to %.0fs", config.drain_timeout)
-    await amb.stop()
-    await runner.cleanup()
-    log.info("stopped")
+    def serving(self, in_worker: bool) -> Ambassador:
+        return Ambassador(self.config)
 
+    async def start_admin(self, health: Health, reports: Reports) -> list[Closer]:
+        def stats() -> ProxyStats:
+            return ProxyStats.merged(report["proxy"] for report in reports())
 
-def worker_main(config: AmbassadorConfig) -> Callable[[int, int], int]:
-    """Each worker balances on its own, as nginx's workers do without a shared `zone`."""
+        def views() -> Views:
+            return merge_views([report["peers"] for report in reports()])
 
-    def main(index: int, report_fd: int) -> int:
-        install_fast_loop()
+        runner = await serve_admin(self.config, health, stats, views)
+        return [runner.cleanup]
 
-        async def serve() -> None:
-            stop = asyncio.Event()
-            stop_on_signals(stop)
-            amb = Ambassador(config)
-            await amb.start(reuse_port=True)
-            reporter = asyncio.ensure_future(
-                report_forever(
-                    report_fd,
-                    lambda: {"proxy": amb.proxy.stats.snapshot(), "peers": amb.upstreams_json()},
-                )
-            )
-            await stop.wait()
-            await amb.stop()
-            reporter.cancel()
+    async def readiness(self, reports: list[Report]) -> str | None:
+        return None if any(r["available"] for r in reports) else "no upstream is available"
 
-        asyncio.run(serve())
-        return 0
-
-    return main
+    def describe(self) -> str:
+        config = self.config
+        return "listening on {}:{} → {}; admin on {}:{}".format(
+            *config.listen,
+            ", ".join(server.url for server in config.group().servers) or "no servers",
+            *config.admin_listen,
+        )
 
 
-async def supervise(config: AmbassadorConfig) -> None:
-    """--workers N: fork the workers, keep the admin port for all of them."""
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    workers = Workers(config.workers, worker_main(config))
-    workers.start()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGHUP, workers.signal_all, signal.SIGHUP)
-    supervisor = asyncio.ensure_future(workers.supervise())
-
-    def views() -> Views:
-        return merge_views([r["peers"] for r in workers.reports.values()])
-
-    async def ready() -> str | None:
-        if not workers.alive():
-            return "a worker is restarting"
-        return None if any(v["available"] for v in views()) else "no upstream is available"
-
-    health = Health(check=ready)
-    runner = await serve_admin(
-        config,
-        health,
-        lambda: ProxyStats.merged(r["proxy"] for r in workers.reports.values()),
-        views,
-    )
-    health.ready = True
-    log.info(
-        "%d workers on %s:%d; admin on %s:%d", config.workers, *config.listen, *config.admin_listen
-    )
-    await stop.wait()
-    health.ready = False
-    log.info("shutting down: draining the workers for up to %.0fs", config.drain_timeout)
-    supervisor.cancel()
-    await workers.stop(config.drain_timeout + 2.0)
-    await runner.cleanup()
-    log.info("stopped")
+async def run(config: AmbassadorConfig, stop: asyncio.Event | None = None) -> int:
+    """One process, in this event loop (tests run it in-process)."""
+    return await serve(AmbassadorApp(config), stop)

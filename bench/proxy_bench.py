@@ -13,11 +13,13 @@ the ratios against nginx and HAProxy as the median of the per-round ratios (a si
 swings too much to mean anything). Then RSS after the runs, and RSS while 1 000 idle
 keep-alive connections (one request done on each) are held open.
 
-Our proxies run on Debian's /usr/bin/python3 (the interpreter the images ship) from a venv made
-here (.venv-bench) from requirements.lock, unless --python says otherwise.
+Our proxies run in two builds side by side, `compiled` (the hot path built with mypyc, what
+the images and `pip install .` with a C compiler get) and `pure`, each on Debian's
+/usr/bin/python3 (the interpreter the images ship) from a venv of its own made here
+(bench/interpreter.py), unless --python says otherwise.
 
     python bench/proxy_bench.py [--scenario sidecar|ambassador] [--rounds 7] [--duration 5]
-                                [--only nginx,haproxy,ours] [--json out.json]
+                                [--only nginx,haproxy,compiled,pure] [--json out.json]
 """
 
 from __future__ import annotations
@@ -45,13 +47,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from typing import Literal
 
-from interpreter import bench_python
+from interpreter import BUILDS, bench_python
 
 ROOT = Path(__file__).resolve().parent.parent
 NGINX = "/usr/sbin/nginx"
 HAPROXY = "/usr/sbin/haproxy"
 WRK = "/usr/bin/wrk"
-PROXIES = ("nginx", "haproxy", "ours")
+PROXIES = ("nginx", "haproxy", *BUILDS)
 PEERS = ("nginx", "haproxy")
 Scenario = Literal["sidecar", "ambassador"]
 
@@ -293,7 +295,7 @@ backend be
 
 
 def our_proxy(
-    tmp: Path, scenario: Scenario, port: int, upstreams: list[int], tls: Tls, python: str
+    tmp: Path, scenario: Scenario, port: int, upstreams: list[int], tls: Tls, python: str, name: str
 ) -> Proc:
     argv = [python, "-m", scenario, "--listen", f"127.0.0.1:{port}"]
     if scenario == "sidecar":
@@ -303,8 +305,9 @@ def our_proxy(
         argv += ["--upstream", f"http://127.0.0.1:{upstreams[0]} weight=3"]
         argv += ["--upstream", f"http://127.0.0.1:{upstreams[1]}"]
     argv += ["--admin-listen", f"127.0.0.1:{free_port()}"]
-    env = {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    return Proc("ours", argv, tmp / "ours.log", env=env)
+    # The installed package, never the source tree it is started from.
+    env = {"PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"}
+    return Proc(name, argv, tmp / f"{name}.log", env=env)
 
 
 # --- client side -----------------------------------------------------------------------------
@@ -450,7 +453,9 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--only", default=",".join(PROXIES), help="comma list of proxies")
     parser.add_argument("--idle", type=int, default=1000, help="idle connections for RSS")
-    parser.add_argument("--python", help="interpreter for our proxy (default: .venv-bench)")
+    parser.add_argument(
+        "--python", help="one interpreter for both builds (default: a venv per build)"
+    )
     parser.add_argument("--json", type=Path, help="write the raw per-round numbers here")
     args = parser.parse_args()
     scenario: Scenario = args.scenario
@@ -461,11 +466,7 @@ def main() -> None:
     for tool in (NGINX, HAPROXY, WRK):
         if not Path(tool).exists():
             raise SystemExit(f"{tool} is missing: run scripts/bootstrap-host.sh")
-    python = ""
-    if "ours" in chosen:
-        if not (ROOT / scenario / "__main__.py").exists():
-            raise SystemExit(f"python -m {scenario} does not exist yet: use --only nginx,haproxy")
-        python = args.python or bench_python()
+    pythons = {build: args.python or bench_python(build) for build in BUILDS if build in chosen}
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # children inherit it
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -483,8 +484,8 @@ def main() -> None:
         ports: dict[str, int] = {}
         for name in chosen:
             ports[name] = free_port()
-            if name == "ours":
-                proc = our_proxy(tmp, scenario, ports[name], upstreams, cert, python)
+            if name in pythons:
+                proc = our_proxy(tmp, scenario, ports[name], upstreams, cert, pythons[name], name)
             else:
                 proc = makers[name](tmp, scenario, ports[name], upstreams, cert)
             procs[name] = launch(stack, proc, ports[name], tls)
@@ -494,8 +495,8 @@ def main() -> None:
             "haproxy": version_of([HAPROXY, "-v"]),
             "wrk": version_of([WRK, "-v"]),
         }
-        if python:
-            versions["ours"] = version_of([python, "-VV"])
+        for name, python in pythons.items():
+            versions[name] = f"{name}: " + version_of([python, "-VV"])
         print(f"{scenario} on {os.cpu_count()} CPUs; " + "; ".join(versions.values()))
         for name in chosen:  # the proxies answer, and split 3:1 where they should
             answers = fetch(ports[name], tls, 40)

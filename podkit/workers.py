@@ -3,6 +3,10 @@
 The parent forks the workers, keeps the admin port (health and metrics for the whole set),
 restarts a worker that dies, and on SIGTERM passes the signal on and waits for the workers'
 drain. Each worker sends its counters up a pipe as a JSON line twice a second.
+
+A worker that dies before its first report died while starting (a port taken, a bad
+certificate): it is restarted after a delay that doubles each time, and after GIVE_UP_AFTER
+such deaths in a row `supervise` raises WorkerFailure instead of restarting it forever.
 """
 
 from __future__ import annotations
@@ -18,6 +22,15 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 REPORT_INTERVAL = 0.5
+BACKOFF_FIRST = 0.2  # seconds before restarting a worker that died while starting
+BACKOFF_MAX = 5.0
+GIVE_UP_AFTER = 5  # deaths in a row while starting
+
+
+class WorkerFailure(Exception):
+    """A worker keeps dying before it serves: restarting it again would not help."""
+
+
 Target = Callable[[int, int], int]  # (worker index, report fd) → exit status; runs in the child
 
 
@@ -29,6 +42,7 @@ class Workers:
         self.reports: dict[int, dict[str, Any]] = {}
         self._buffers: dict[int, bytes] = {}
         self._fds: dict[int, int] = {}
+        self._failures: dict[int, int] = {}  # deaths in a row while starting, per worker
         self.stopping = False
 
     def start(self) -> None:
@@ -36,6 +50,8 @@ class Workers:
             self._spawn(index)
 
     def _spawn(self, index: int) -> None:
+        if self.stopping:
+            return  # a restart that was waiting out its back-off
         read_fd, write_fd = os.pipe()
         pid = os.fork()
         if pid == 0:  # the worker
@@ -85,20 +101,38 @@ class Workers:
                 if done == 0:
                     continue
                 del self.pids[index]
-                self.reports.pop(index, None)
+                started = self.reports.pop(index, None) is not None
                 if not self.stopping:
-                    log.error(
-                        "worker %d (pid %d) exited with status %d; starting another",
-                        index,
-                        pid,
-                        os.waitstatus_to_exitcode(status),
-                    )
-                    self._spawn(index)
+                    self._restart(index, pid, os.waitstatus_to_exitcode(status), started)
+
+    def _restart(self, index: int, pid: int, code: int, started: bool) -> None:
+        failures = 0 if started else self._failures.get(index, 0) + 1
+        self._failures[index] = failures
+        if failures >= GIVE_UP_AFTER:
+            raise WorkerFailure(
+                f"worker {index} exited with status {code} before serving, {failures} times "
+                "in a row; giving up (its error is in the log above)"
+            )
+        delay = min(BACKOFF_FIRST * 2 ** (failures - 1), BACKOFF_MAX) if failures else 0.0
+        log.error(
+            "worker %d (pid %d) exited with status %d%s; starting another in %.1fs",
+            index,
+            pid,
+            code,
+            "" if started else " while starting",
+            delay,
+        )
+        asyncio.get_running_loop().call_later(delay, self._spawn, index)
 
     def signal_all(self, sig: int) -> None:
         """Pass a signal on (SIGHUP: every worker reloads its configuration)."""
         for pid in self.pids.values():
             os.kill(pid, sig)
+
+    def kill_all(self) -> None:
+        """SIGKILL every worker: the second SIGTERM will not wait for their drain."""
+        for pid in self.pids.values():
+            os.kill(pid, signal.SIGKILL)
 
     def alive(self) -> bool:
         return len(self.pids) == self.count

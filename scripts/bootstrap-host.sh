@@ -33,6 +33,9 @@ for cmd in "${!PKG_FOR[@]}"; do
 done
 # Debian's own python3 with venv: the images' interpreter, used for benchmarks.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# ... and its headers: the benchmarks build the compiled hot path for it (setup.py).
+[ -f "/usr/include/python3.$(/usr/bin/python3 -c 'import sys; print(sys.version_info[1])')/Python.h" ] \
+  || missing+=(python3-dev)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   need_root

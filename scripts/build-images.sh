@@ -29,6 +29,7 @@ declare -A STANDIN=([redis]=pod-patterns/redis:7 [prometheus]=pod-patterns/prome
 
 BASE_IMAGE=pod-patterns/debian-python:bookworm
 OFFLINE_PIP_ARGS="--no-index --find-links=/wheelhouse"
+OFFLINE_BUILD_PACKAGES="gcc libc6-dev python3-dev"
 VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
 
 log() { echo "build-images: $*" >&2; }
@@ -102,13 +103,16 @@ try:
 except ImportError:
     from pip._vendor.packaging.markers import Marker
 target = json.loads(sys.argv[1])
-with open(sys.argv[3]) as lock, open(sys.argv[2], "w") as out:
+wanted = []
+with open(sys.argv[3]) as lock:
     for line in lock:
         if not line.strip() or line[0] in " #-":
             continue
         req, _, marker = line.partition(";")
-        if not marker.strip() or Marker(marker.strip()).evaluate(target):
-            out.write(req.strip() + "\n")
+        if (not marker.strip() or Marker(marker.strip()).evaluate(target)) and req.strip() not in wanted:
+            wanted.append(req.strip())  # a pin both locks share is asked for once
+with open(sys.argv[2], "w") as out:
+    out.writelines(req + "\n" for req in wanted)
 major, minor = target["python_version"].split(".")
 arch = target["platform_machine"]
 glibc_minor = int(target["glibc"].split(".")[1])
@@ -122,13 +126,14 @@ print("\n".join(args))'
 
 fill_wheelhouse() {
   local stamp=wheelhouse/.stamp want target tmp
-  want="$(sha256sum requirements.lock | cut -d' ' -f1) $(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")"
+  want="$(cat requirements.lock requirements-build.lock | sha256sum | cut -d' ' -f1) $(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")"
   [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && return
-  log "downloading wheels for requirements.lock into wheelhouse/"
+  log "downloading wheels for requirements.lock and requirements-build.lock into wheelhouse/"
   target=$(docker run --rm --network none --entrypoint python3 "$BASE_IMAGE" -c "$TARGET_PY")
   tmp=$(mktemp -d)
   local -a pip_target
-  mapfile -t pip_target < <(python3 -c "$SELECT_PY" "$target" "$tmp/requirements.txt" requirements.lock)
+  cat requirements.lock requirements-build.lock >"$tmp/all.lock"
+  mapfile -t pip_target < <(python3 -c "$SELECT_PY" "$target" "$tmp/requirements.txt" "$tmp/all.lock")
   [ "${#pip_target[@]}" -gt 0 ] || { rm -rf "$tmp"; die "could not read requirements.lock's markers"; }
   find wheelhouse -maxdepth 1 -name '*.whl' -delete
   # --no-deps: the lock is complete; pip resolves nothing, it fetches what the lock pins.
@@ -153,8 +158,9 @@ write_env() {
   done
   for key in "${SERVICES[@]}"; do lines+=("${key^^}_IMAGE=pod-patterns/$key:latest"); done
   # Offline, `docker compose build` needs the same build args as this script.
-  [ "$mode" = offline ] && lines+=("BASE_IMAGE=$BASE_IMAGE" "PIP_INSTALL_ARGS=\"$OFFLINE_PIP_ARGS\"")
-  local owned="BASE_IMAGE|PIP_INSTALL_ARGS"
+  [ "$mode" = offline ] && lines+=("BASE_IMAGE=$BASE_IMAGE" "PIP_INSTALL_ARGS=\"$OFFLINE_PIP_ARGS\""
+    "BUILD_PACKAGES=\"$OFFLINE_BUILD_PACKAGES\"")
+  local owned="BASE_IMAGE|PIP_INSTALL_ARGS|BUILD_PACKAGES"
   for key in "${PEERS[@]}" "${SERVICES[@]}"; do owned+="|${key^^}_IMAGE"; done
   tmp=$(mktemp)
   {
@@ -184,10 +190,14 @@ main() {
   esac
   log "$mode mode"
 
-  local -a service_args=(--build-arg "VERSION=$VERSION")
+  local revision
+  revision=$(git rev-parse --short HEAD 2>/dev/null || true)
+  local -a service_args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$revision")
   if [ "$mode" = offline ]; then
     ensure_base_image
-    service_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "PIP_INSTALL_ARGS=$OFFLINE_PIP_ARGS")
+    # The bare Debian python3 has no headers: the compiled hot path needs python3-dev.
+    service_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "PIP_INSTALL_ARGS=$OFFLINE_PIP_ARGS"
+      --build-arg "BUILD_PACKAGES=$OFFLINE_BUILD_PACKAGES")
     for name in "${wanted[@]}"; do
       if is_one_of "$name" "${SERVICES[@]}"; then fill_wheelhouse; break; fi
     done

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 
 from podkit import logs
-from podkit.lifecycle import install_fast_loop
 from podkit.options import load
+from podkit.runner import run
 from sidecar.config import DESCRIPTION, PROG, SidecarConfig
-from sidecar.service import load_certs, run, supervise
+from sidecar.service import SidecarApp, load_certs
 from sidecar.tls import CertError
 
 log = logging.getLogger("sidecar")
@@ -25,12 +24,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     except CertError as exc:
         print(f"{PROG}: cannot use the certificate: {exc}", file=sys.stderr)
         sys.exit(2)
-    install_fast_loop()
     try:
-        asyncio.run(supervise(config, certs) if config.workers > 1 else run(config, certs))
+        status = run(SidecarApp(config, certs))
     except OSError as exc:
         log.error("cannot listen: %s", exc)
         sys.exit(1)
+    sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def ssl_protocol_class(loop: asyncio.AbstractEventLoop) -> Callable[..., Any]:
     if type(loop).__module__.startswith("uvloop"):
         from uvloop import loop as uvloop_loop
 
-        protocol: Callable[..., Any] = uvloop_loop.SSLProtocol  # type: ignore[attr-defined]
+        protocol: Callable[..., Any] = uvloop_loop.SSLProtocol  # type: ignore[attr-defined,unused-ignore]
         return protocol
     from asyncio.sslproto import SSLProtocol as AsyncioSSLProtocol
 

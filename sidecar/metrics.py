@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from podkit.buildinfo import build_info
 from podkit.proxy.stats import ProxyStats
 from sidecar.tls import HANDSHAKE_LABELS, CertStore
 
@@ -20,6 +21,7 @@ class SidecarCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats()
+        yield build_info("sidecar")
         yield from stats.families("sidecar")
         failures = CounterMetricFamily(
             "sidecar_tls_handshake_failures",

@@ -1,8 +1,6 @@
 """The sidecar assembled: the TLS listener on the shared engine, the admin port, the optional
-redirect listener and the certificate watcher; runs until SIGTERM, then drains.
-
-One process by default; with --workers N, N forked processes share the port and the parent
-keeps the admin port for the set (podkit.workers).
+redirect listener and the certificate watcher, run by podkit.runner (one process, or
+--workers N sharing the port) until SIGTERM, then drained.
 """
 
 from __future__ import annotations
@@ -10,18 +8,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import replace
 from functools import partial
-
-from aiohttp import web
 
 from podkit.admin import admin_app, start_site
 from podkit.health import Health
-from podkit.lifecycle import install_fast_loop, stop_on_signals
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
 from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TunnelClient
-from podkit.workers import Workers, report_forever
+from podkit.runner import Closer, Report, Reports
 from sidecar.config import SidecarConfig
 from sidecar.first_bytes import FirstBytes
 from sidecar.metrics import registry_for
@@ -33,12 +27,12 @@ READY_CACHE_SECONDS = 1.0
 
 
 def proxy_settings(config: SidecarConfig) -> ProxySettings:
-    settings = config.proxy_settings(
+    return config.proxy_settings(
         scheme=b"http" if config.plain else b"https",
         via_name="sidecar",
         client_subject_header=config.client_subject_header.lower().encode(),
+        hsts=f"max-age={config.hsts}".encode() if config.hsts else b"",
     )
-    return replace(settings, hsts=f"max-age={config.hsts}".encode() if config.hsts else b"")
 
 
 def load_certs(config: SidecarConfig) -> CertStore | None:
@@ -56,16 +50,12 @@ def load_certs(config: SidecarConfig) -> CertStore | None:
 class UpstreamProbe:
     """/readyz: ready only while the main container accepts connections."""
 
-    def __init__(self, upstream: Upstream, also: Callable[[], str | None] | None = None) -> None:
+    def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
-        self.also = also
         self._checked = 0.0
         self._reason: str | None = "not checked yet"
 
     async def __call__(self) -> str | None:
-        reason = self.also() if self.also else None
-        if reason is not None:
-            return reason
         loop = asyncio.get_running_loop()
         if loop.time() - self._checked < READY_CACHE_SECONDS:
             return self._reason
@@ -93,7 +83,7 @@ class Listener:
         self.upstream = Upstream(config.upstream, proxy_settings(config))
         self.proxy = ProxyServer(
             self.upstream.settings,
-            lambda _exchange, attempt: self.upstream if attempt == 0 else None,
+            lambda _head, attempt: self.upstream if attempt == 0 else None,
             client_subject=subject_of if config.client_ca_file else None,
         )
         self.tunnels: set[TunnelClient] = set()
@@ -132,6 +122,14 @@ class Listener:
         if self.certs is not None:
             self.watcher = asyncio.ensure_future(self.certs.watch(config.cert_check_interval))
 
+    def report(self) -> Report:
+        return {"proxy": self.proxy.stats.snapshot()}
+
+    def reload(self) -> None:
+        """SIGHUP: reload the certificates whose files changed."""
+        if self.certs is not None:
+            self.certs.check()
+
     async def drain(self) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
@@ -146,103 +144,51 @@ class Listener:
         self.upstream.close()
 
 
-async def serve_admin(
-    config: SidecarConfig, health: Health, stats: Callable[[], ProxyStats], certs: CertStore | None
-) -> list[web.AppRunner]:
-    runners = [
-        await start_site(admin_app(health, registry_for(stats, certs)), *config.admin_listen)
-    ]
-    if config.redirect_listen:
-        runners.append(
-            await start_site(redirect_app(config.redirect_https_port), *config.redirect_listen)
+class SidecarApp:
+    """The sidecar as podkit.runner drives it."""
+
+    def __init__(self, config: SidecarConfig, certs: CertStore | None) -> None:
+        self.config = config
+        self.certs = certs
+        self.workers = config.workers
+        self.drain_timeout = config.drain_timeout
+        self.probe = UpstreamProbe(Upstream(config.upstream, proxy_settings(config)))
+
+    def serving(self, in_worker: bool) -> Listener:
+        # A worker loads its own certificates: it watches and reloads them itself.
+        return Listener(self.config, load_certs(self.config) if in_worker else self.certs)
+
+    async def start_admin(self, health: Health, reports: Reports) -> list[Closer]:
+        config, certs = self.config, self.certs
+
+        def stats() -> ProxyStats:
+            return ProxyStats.merged(report["proxy"] for report in reports())
+
+        registry = registry_for(stats, certs)
+        runners = [await start_site(admin_app(health, registry), *config.admin_listen)]
+        if config.redirect_listen:
+            redirect = redirect_app(config.redirect_https_port)
+            runners.append(await start_site(redirect, *config.redirect_listen))
+        closers: list[Closer] = [runner.cleanup for runner in runners]
+        if certs is not None and config.workers > 1:
+            # The workers watch their own copies; this one keeps /metrics' expiry current.
+            watcher = asyncio.ensure_future(certs.watch(config.cert_check_interval))
+
+            async def stop_watching() -> None:
+                watcher.cancel()
+
+            closers.append(stop_watching)
+        return closers
+
+    async def readiness(self, reports: list[Report]) -> str | None:
+        return await self.probe()
+
+    def describe(self) -> str:
+        config = self.config
+        return "listening on {}:{} ({}, {}) → {}; admin on {}:{}".format(
+            *config.listen,
+            "plain HTTP" if config.plain else "TLS",
+            config.mode,
+            config.upstream,
+            *config.admin_listen,
         )
-    return runners
-
-
-async def run(
-    config: SidecarConfig, certs: CertStore | None, stop: asyncio.Event | None = None
-) -> None:
-    """One process: listener and admin port together."""
-    stop = stop or asyncio.Event()
-    stop_on_signals(stop)
-    listener = Listener(config, certs)
-    await listener.start(reuse_port=False)
-    health = Health(check=UpstreamProbe(listener.upstream))
-    runners = await serve_admin(config, health, lambda: listener.proxy.stats, certs)
-    health.ready = True
-    log.info(
-        "listening on %s:%d (%s, %s) → %s; admin on %s:%d",
-        *config.listen,
-        "plain HTTP" if config.plain else "TLS",
-        config.mode,
-        config.upstream,
-        *config.admin_listen,
-    )
-    await stop.wait()
-    health.ready = False  # unready at once; then stop accepting and drain
-    log.info("shutting down: draining for up to %.0fs", config.drain_timeout)
-    await listener.drain()
-    for runner in runners:
-        await runner.cleanup()
-    log.info("stopped")
-
-
-def worker_main(config: SidecarConfig) -> Callable[[int, int], int]:
-    """What each forked worker runs: the listener on the shared port, reporting counters."""
-
-    def main(index: int, report_fd: int) -> int:
-        install_fast_loop()
-
-        async def serve() -> None:
-            stop = asyncio.Event()
-            stop_on_signals(stop)
-            listener = Listener(config, load_certs(config))
-            await listener.start(reuse_port=True)
-            reporter = asyncio.ensure_future(
-                report_forever(report_fd, lambda: listener.proxy.stats.snapshot())
-            )
-            await stop.wait()
-            await listener.drain()
-            reporter.cancel()
-
-        asyncio.run(serve())
-        return 0
-
-    return main
-
-
-async def supervise(config: SidecarConfig, certs: CertStore | None) -> None:
-    """--workers N: fork the workers, serve the admin port for all of them."""
-    stop = asyncio.Event()
-    stop_on_signals(stop)
-    workers = Workers(config.workers, worker_main(config))
-    workers.start()
-    supervisor = asyncio.ensure_future(workers.supervise())
-    upstream = Upstream(config.upstream, proxy_settings(config))
-    health = Health(
-        check=UpstreamProbe(
-            upstream, also=lambda: None if workers.alive() else "a worker is restarting"
-        )
-    )
-    runners = await serve_admin(
-        config, health, lambda: ProxyStats.merged(workers.reports.values()), certs
-    )
-    watcher = asyncio.ensure_future(certs.watch(config.cert_check_interval)) if certs else None
-    health.ready = True
-    log.info(
-        "%d workers on %s:%d → %s; admin on %s:%d",
-        config.workers,
-        *config.listen,
-        config.upstream,
-        *config.admin_listen,
-    )
-    await stop.wait()
-    health.ready = False
-    log.info("shutting down: draining the workers for up to %.0fs", config.drain_timeout)
-    supervisor.cancel()
-    if watcher is not None:
-        watcher.cancel()
-    await workers.stop(config.drain_timeout + 2.0)
-    for runner in runners:
-        await runner.cleanup()
-    log.info("stopped")

@@ -6,6 +6,7 @@ carry the marker of the same name, added here, so `pytest -m unit` is the fast s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,18 @@ from support.tools import require
 
 ROOT = Path(__file__).resolve().parent.parent
 TIERS = ("unit", "integration", "container", "e2e", "k8s")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`make test` runs the proxies' tests twice, against the pure and the compiled build
+    (setup.py); POD_PATTERNS_EXPECT_BUILD makes sure each run imports the build it names."""
+    expected = os.environ.get("POD_PATTERNS_EXPECT_BUILD")
+    if expected:
+        from podkit.proxy import compiled
+
+        actual = "compiled" if compiled() else "pure"
+        if actual != expected:
+            raise pytest.UsageError(f"expected the {expected} build of podkit.proxy, got {actual}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

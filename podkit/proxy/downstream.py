@@ -8,12 +8,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from time import monotonic
-from typing import TYPE_CHECKING, cast
+from typing import cast
 
 import httptools
 
 from podkit.proxy import responses
-from podkit.proxy.exchange import Exchange
+from podkit.proxy.context import Context
+from podkit.proxy.exchange import ClientSide, Exchange
+from podkit.proxy.head import RequestHead
 from podkit.proxy.headers import (
     MISS,
     H,
@@ -27,10 +29,7 @@ from podkit.proxy.headers import (
     valid_host,
     valid_target,
 )
-
-if TYPE_CHECKING:
-    from podkit.proxy.server import ProxyServer
-    from podkit.proxy.upstream import UpstreamConnection
+from podkit.proxy.upstream import UpstreamConnection
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,22 @@ log = logging.getLogger(__name__)
 NO_WAIT, HEAD_WAIT, BODY_WAIT, IDLE_WAIT = range(4)
 
 
-class ClientConnection(asyncio.Protocol):
+class Listener:
+    """What a client connection calls back: the server that accepted it. A base class rather
+    than a typing.Protocol, so that the compiled build dispatches these calls natively."""
+
+    __slots__ = ()
+
+    def opened(self, conn: ClientConnection) -> None:
+        raise NotImplementedError
+
+    def closed(self, conn: ClientConnection) -> None:
+        raise NotImplementedError
+
+
+class ClientConnection(ClientSide):
+    """The asyncio protocol of one client connection."""
+
     # Slots: a thousand idle connections should cost little more than their sockets.
     __slots__ = (
         "_connection",
@@ -52,7 +66,7 @@ class ClientConnection(asyncio.Protocol):
         "_xfp",
         "closed",
         "closing",
-        "connecting",
+        "ctx",
         "current",
         "deadline",
         "deadline_kind",
@@ -60,12 +74,12 @@ class ClientConnection(asyncio.Protocol):
         "head_size",
         "http11",
         "in_head",
+        "listener",
         "parser",
         "parsing",
         "peer",
         "queue",
         "refused",
-        "server",
         "settings",
         "subject",
         "transport",
@@ -75,10 +89,11 @@ class ClientConnection(asyncio.Protocol):
         "wbuf",
     )
 
-    def __init__(self, server: ProxyServer) -> None:
+    def __init__(self, ctx: Context, listener: Listener) -> None:
         # -- per connection ------------------------------------------------------------------
-        self.server = server
-        self.settings = server.settings
+        self.ctx = ctx
+        self.listener = listener
+        self.settings = ctx.settings
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
@@ -92,7 +107,6 @@ class ClientConnection(asyncio.Protocol):
         self.http11 = True
         self.tunnel: Callable[[bytes], None] | None = None  # after an upgrade: to the upstream
         self.tunnel_peer: UpstreamConnection | None = None  # closed when this connection is
-        self.connecting: asyncio.Future[None] | None = None
         self._paused_for: set[str] = set()
         self.deadline = 0.0  # when the current wait (head, body, idle) runs out; 0: none
         self.deadline_kind = NO_WAIT
@@ -119,29 +133,28 @@ class ClientConnection(asyncio.Protocol):
         peer = self.transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.trusted = self.settings.trusts(self.peer)
-        self.subject = self.server.client_subject(self.transport)
-        self.server.opened(self)
+        subject_of = self.ctx.client_subject
+        self.subject = subject_of(self.transport) if subject_of is not None else None
+        self.listener.opened(self)
         self._deadline(self.settings.header_timeout, HEAD_WAIT)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.cancel_timer()
-        if self.connecting is not None:
-            self.connecting.cancel()
         for exchange in self.queue:
-            if exchange.conn is not None:
-                exchange.conn.abort()  # a half-sent request: the connection is not reusable
-                exchange.conn = None
-            exchange.uncount()
+            exchange.abandon()
         self.queue.clear()
         if self.tunnel_peer is not None:
             self.tunnel_peer.close()
             self.tunnel_peer = None
-        self.server.closed_connection(self)
+        self.listener.closed(self)
         self.transport = None
 
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
     def data_received(self, data: bytes) -> None:
-        self.server.stats.bytes_in += len(data)
+        self.ctx.stats.bytes_in += len(data)
         if self.tunnel is not None:
             self.tunnel(data)
             return
@@ -154,7 +167,7 @@ class ClientConnection(asyncio.Protocol):
             self._upgrade_requested(data, upgrade.args[0] if upgrade.args else len(data))
         except httptools.HttpParserError as exc:
             if self.error is None:
-                self.server.stats.reject("malformed")
+                self.ctx.stats.reject("malformed")
                 log.warning("%s: malformed request: %s", self.peer, exc)
                 self._refuse(responses.BAD_REQUEST, 400, "malformed")
         self.parsing = False
@@ -178,7 +191,7 @@ class ClientConnection(asyncio.Protocol):
 
     # -- httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
-        self.current = Exchange(self)
+        self.current = Exchange(self.ctx, self, RequestHead(self.peer))
         self.in_head = True
         self.head_size = 0
         if not self.queue:
@@ -186,7 +199,7 @@ class ClientConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         assert self.current is not None
-        self.current.url += url
+        self.current.head.url += url
         self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -195,25 +208,25 @@ class ClientConnection(asyncio.Protocol):
         if not self.in_head:
             return  # a chunked body's trailer fields: dropped, as nginx drops them
         self.head_size += len(name) + len(value) + 4
-        kind = self.server.request_table.get(name, MISS)
+        kind = self.ctx.request_table.get(name, MISS)
         if isinstance(kind, Miss):
-            kind = classify(self.server.request_table, name)
+            kind = classify(self.ctx.request_table, name)
         if kind is None:
-            exchange.headers.append((name, value))
+            exchange.head.headers.append((name, value))
         elif kind is H.HOST:
-            exchange.hosts += 1
-            exchange.host = value
-            exchange.headers.append((name, value))
+            exchange.head.hosts += 1
+            exchange.head.host = value
+            exchange.head.headers.append((name, value))
         elif kind is H.CONTENT_LENGTH:
-            exchange.content_length = int(value)  # llhttp has checked it is digits
-            exchange.headers.append((name, value))
+            exchange.head.content_length = int(value)  # llhttp has checked it is digits
+            exchange.head.headers.append((name, value))
         elif kind is H.TRANSFER_ENCODING:
             self._te.append(value)
         elif kind is H.CONNECTION:
             self._connection.append(value)
         elif kind is H.UPGRADE:
             self._upgrade_header = True
-            exchange.headers.append((name, value))  # dropped below unless an upgrade
+            exchange.head.headers.append((name, value))  # dropped below unless an upgrade
         elif kind is H.XFF:
             self._xff.append(value)
         elif kind is H.XFP:
@@ -223,7 +236,7 @@ class ClientConnection(asyncio.Protocol):
         elif kind is H.FORWARDED:
             self._fwd.append(value)
         elif kind is H.EXPECT:
-            exchange.headers.append((name, value))
+            exchange.head.headers.append((name, value))
         # H.HOP and H.STRIP: dropped
 
     def on_headers_complete(self) -> None:
@@ -234,53 +247,52 @@ class ClientConnection(asyncio.Protocol):
             self._reset_head()
             return
         parser = self.parser
-        exchange.method = parser.get_method()
-        exchange.keep_alive = parser.should_keep_alive()
+        head = exchange.head
+        head.method = parser.get_method()
+        head.keep_alive = exchange.keep_alive = parser.should_keep_alive()
         version = parser.get_http_version()
         http11 = version == "1.1"
-        exchange.http11 = http11
+        exchange.head.http11 = http11
         settings = self.settings
-        if exchange.method == b"CONNECT":
+        if exchange.head.method == b"CONNECT":
             self._refuse(responses.NOT_ALLOWED, 405, "malformed")
         elif version not in ("1.0", "1.1") or (self._te and not http11):
             # llhttp takes any digit.digit; and Transfer-Encoding means nothing in HTTP/1.0
             self._refuse(responses.BAD_REQUEST, 400, "malformed")
-        elif not valid_target(exchange.method, exchange.url) or (
-            exchange.host is not None
-            and exchange.host != self._valid_host
-            and not valid_host(exchange.host)
+        elif not valid_target(exchange.head.method, exchange.head.url) or (
+            exchange.head.host is not None
+            and exchange.head.host != self._valid_host
+            and not valid_host(exchange.head.host)
         ):
             self._refuse(responses.BAD_REQUEST, 400, "malformed")
         elif self.head_size > settings.max_header_size:
             self._refuse(responses.HEADERS_TOO_LARGE, 431, "header_too_large")
-        elif exchange.hosts > 1 or (http11 and exchange.hosts == 0):
+        elif exchange.head.hosts > 1 or (http11 and exchange.head.hosts == 0):
             self._refuse(responses.MISSING_HOST, 400, "malformed")
-        elif settings.max_body_size and exchange.content_length > settings.max_body_size:
+        elif settings.max_body_size and exchange.head.content_length > settings.max_body_size:
             self._refuse(responses.TOO_LARGE, 413, "body_too_large")
         if self.error is not None:
             self._reset_head()
             return
-        self._valid_host = exchange.host  # the next request on this connection likely repeats it
-        if not exchange.url.startswith(b"/") and exchange.url != b"*":
+        self._valid_host = exchange.head.host  # the next request here likely repeats it
+        if not exchange.head.url.startswith(b"/") and exchange.head.url != b"*":
             # Absolute-form (GET http://host/path): on in origin-form, with the target's
             # authority as Host, as RFC 9112 §3.2.2 asks of a proxy and nginx does, so the
             # upstream and X-Forwarded-Host cannot disagree on the host.
-            exchange.host, exchange.url = origin_form(exchange.url)
-            exchange.headers = [
-                (n, exchange.host if classify(self.server.request_table, n) is H.HOST else v)
-                for n, v in exchange.headers
+            exchange.head.host, exchange.head.url = origin_form(exchange.head.url)
+            exchange.head.headers = [
+                (n, exchange.head.host if classify(self.ctx.request_table, n) is H.HOST else v)
+                for n, v in exchange.head.headers
             ]
         _close, upgrade, others = connection_tokens(self._connection)
-        exchange.upgrade = upgrade and parser.should_upgrade()
-        exchange.chunked = is_chunked(self._te)
-        headers = exchange.headers
+        exchange.head.upgrade = upgrade and parser.should_upgrade()
+        exchange.head.chunked = is_chunked(self._te)
+        headers = exchange.head.headers
         if others:  # headers the client named in Connection are hop-by-hop too
             headers = [(n, v) for n, v in headers if n.lower() not in others]
-        if self._upgrade_header and not exchange.upgrade:
+        if self._upgrade_header and not exchange.head.upgrade:
             headers = [
-                (n, v)
-                for n, v in headers
-                if classify(self.server.request_table, n) is not H.UPGRADE
+                (n, v) for n, v in headers if classify(self.ctx.request_table, n) is not H.UPGRADE
             ]
         exchange.forward(self._head(exchange, headers))
         self._reset_head()
@@ -293,8 +305,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _head(self, exchange: Exchange, headers: list[tuple[bytes, bytes]]) -> bytes:
         settings = self.settings
-        parts = [exchange.method, b" ", exchange.url, b" HTTP/1.1\r\n"]
-        if exchange.host is None:
+        parts = [exchange.head.method, b" ", exchange.head.url, b" HTTP/1.1\r\n"]
+        if exchange.head.host is None:
             # HTTP/1.0 without Host, forwarded as HTTP/1.1, which requires one: the address
             # the client reached, as a server names itself when a request does not.
             assert self.transport is not None
@@ -307,22 +319,22 @@ class ClientConnection(asyncio.Protocol):
             parts.append(b"X-Forwarded-For: " + peer + b"\r\n")
         proto = self._xfp if self.trusted and self._xfp else settings.scheme
         parts.append(b"X-Forwarded-Proto: " + proto + b"\r\n")
-        host = self._xfh if self.trusted and self._xfh else exchange.host
+        host = self._xfh if self.trusted and self._xfh else exchange.head.host
         if host:
             parts.append(b"X-Forwarded-Host: " + host + b"\r\n")
         if settings.forwarded:
             node = b"for=" + forwarded_pair(self.peer) + b";proto=" + settings.scheme
-            if exchange.host:
-                node += b';host="' + exchange.host + b'"'
+            if exchange.head.host:
+                node += b';host="' + exchange.head.host + b'"'
             prior = b", ".join(self._fwd) + b", " if self.trusted and self._fwd else b""
             parts.append(b"Forwarded: " + prior + node + b"\r\n")
         if settings.via:
             parts.append(b"Via: " + settings.via + b"\r\n")
         if self.subject is not None:
             parts.append(settings.client_subject_header + b": " + self.subject + b"\r\n")
-        if exchange.upgrade:
+        if exchange.head.upgrade:
             parts.append(b"Connection: upgrade\r\n")
-        elif exchange.chunked:
+        elif exchange.head.chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(b"\r\n")
         return b"".join(parts)
@@ -342,13 +354,13 @@ class ClientConnection(asyncio.Protocol):
         exchange.body_size += len(body)
         limit = self.settings.max_body_size
         if limit and exchange.body_size > limit:
-            self.server.stats.reject("body_too_large")
+            self.ctx.stats.reject("body_too_large")
             self.refused = True
             if self.transport is not None:
                 self.transport.pause_reading()
             exchange.fail(responses.TOO_LARGE, 413)  # aborts instead if a response started
             return
-        if exchange.chunked:
+        if exchange.head.chunked:
             exchange.forward(b"%x\r\n%s\r\n" % (len(body), body))
         else:
             exchange.forward(body)
@@ -359,7 +371,7 @@ class ClientConnection(asyncio.Protocol):
         exchange = self.current
         if exchange is None or self.error is not None or self.refused or exchange not in self.queue:
             return
-        if exchange.chunked:
+        if exchange.head.chunked:
             exchange.forward(b"0\r\n\r\n")
         exchange.request_complete = True
         self.current = None
@@ -371,14 +383,18 @@ class ClientConnection(asyncio.Protocol):
         if self.error is None:
             self.error = (canned, status, reason)
             if reason != "malformed":
-                self.server.stats.reject(reason)
+                self.ctx.stats.reject(reason)
 
     def _refuse_now(self) -> None:
         """Queue the refusal behind any exchange still being answered, then close."""
         assert self.error is not None
         canned, status, _ = self.error
         self.refused = True
-        exchange = self.current if self.current is not None else Exchange(self)
+        exchange = (
+            self.current
+            if self.current is not None
+            else Exchange(self.ctx, self, RequestHead(self.peer))
+        )
         if exchange in self.queue:  # refused mid-body: its upstream part is dropped
             if self.transport is not None:
                 self.transport.pause_reading()
@@ -432,7 +448,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _body_timeout(self) -> None:
         exchange = self.queue[0] if self.queue else None
-        self.server.stats.reject("body_timeout")
+        self.ctx.stats.reject("body_timeout")
         if exchange is not None and not exchange.response_started:
             exchange.fail(responses.REQUEST_TIMEOUT, 408)
         else:
@@ -447,15 +463,19 @@ class ClientConnection(asyncio.Protocol):
             return
         data = b"".join(self.wbuf) if len(self.wbuf) > 1 else self.wbuf[0]
         self.wbuf.clear()
-        self.server.stats.bytes_out += len(data)
+        self.ctx.stats.bytes_out += len(data)
         self.transport.write(data)
 
-    def exchange_done(self, exchange: Exchange) -> None:
+    def answering(self, exchange: Exchange) -> bool:
+        return bool(self.queue) and self.queue[0] is exchange
+
+    def finished(self, exchange: Exchange) -> None:
         if self.queue and self.queue[0] is exchange:
             self.queue.popleft()
-        if exchange.upgrade and exchange.status == 101:
+        if exchange.head.upgrade and exchange.status == 101:
             return  # the connection is a tunnel now
-        if self.closing or not exchange.keep_alive or self.server.draining:
+        if self.closing or not exchange.keep_alive or self.ctx.draining:
+            self.closing = True
             self.flush()
             self.close()
             return
@@ -483,6 +503,20 @@ class ClientConnection(asyncio.Protocol):
                 head = self.queue[0] if self.queue else None
                 if head is not None and not head.request_complete and head.body_size:
                     self._deadline(self.settings.body_timeout, BODY_WAIT)
+
+    def start_tunnel(self, conn: UpstreamConnection) -> asyncio.Transport | None:
+        upstream_transport = conn.transport
+        assert upstream_transport is not None
+
+        def to_upstream(data: bytes) -> None:
+            if not upstream_transport.is_closing():
+                upstream_transport.write(data)
+
+        self.tunnel = to_upstream
+        self.tunnel_peer = conn
+        self.cancel_timer()
+        self.resume_reading("upgrade")
+        return self.transport
 
     def _feeding(self) -> UpstreamConnection | None:
         """The upstream connection whose bytes this one writes: the tunnel's, or the one

@@ -2,8 +2,8 @@
 
 The client connection parses the request and hands the exchange its pieces; the exchange
 forwards them to an upstream connection (taken from the pool or opened), and writes the
-response back through the client connection. Retries, canned errors and the switch to a
-byte tunnel after `101 Switching Protocols` are decided here.
+response back through the client side. Retries, canned errors and the switch to a byte
+tunnel after `101 Switching Protocols` are decided here.
 """
 
 from __future__ import annotations
@@ -11,23 +11,60 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
 from podkit.proxy import responses
+from podkit.proxy.context import Context
+from podkit.proxy.head import RequestHead
 from podkit.proxy.headers import MISS, H, Miss, classify
-from podkit.proxy.upstream import Upstream, UpstreamConnection, UpstreamError
-
-if TYPE_CHECKING:
-    from podkit.proxy.downstream import ClientConnection
+from podkit.proxy.upstream import ResponseSink, Upstream, UpstreamConnection, UpstreamError
 
 log = logging.getLogger(__name__)
 
-IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 REPLAY_LIMIT = 64 * 1024  # requests up to this size are kept for a retry on a fresh connection
 NO_BODY_STATUS = frozenset({204, 304})
 
 
-class Exchange:
+class ClientSide(asyncio.Protocol):
+    """What an exchange calls back: the client connection it answers. A base class rather
+    than a typing.Protocol, so that the compiled build dispatches these calls natively."""
+
+    __slots__ = ()
+    parsing: bool  # inside a parse call: nothing goes upstream until it returns
+    closed: bool
+
+    def buffer(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def answering(self, exchange: Exchange) -> bool:
+        """Whether `exchange` is the one being answered (not a pipelined one behind it)."""
+        raise NotImplementedError
+
+    def finished(self, exchange: Exchange) -> None:
+        """The exchange is over; its keep_alive says whether the connection may go on."""
+        raise NotImplementedError
+
+    def pause_reading(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def resume_reading(self, reason: str) -> None:
+        raise NotImplementedError
+
+    def start_tunnel(self, conn: UpstreamConnection) -> asyncio.Transport | None:
+        """From now on the client's bytes go to `conn` as they come; returns the client's
+        transport for the other direction."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+
+class Exchange(ResponseSink):
     """A request/response pair on one client connection."""
 
     __slots__ = (
@@ -35,54 +72,38 @@ class Exchange:
         "body_size",
         "canned",
         "canned_status",
-        "chunked",
         "chunked_out",
         "client",
         "close_delimited",
         "conn",
-        "content_length",
+        "connecting",
         "counted",
+        "ctx",
         "finished",
         "fresh",
-        "headers",
-        "host",
-        "hosts",
-        "http11",
-        "interim",
+        "head",
         "keep_alive",
         "last_error",
-        "method",
         "out",
         "out_size",
-        "pick_state",
         "replay",
         "replay_size",
         "request_complete",
         "response_started",
-        "started",
         "status",
-        "upgrade",
         "upgrade_tail",
         "upstream",
-        "url",
     )
 
-    def __init__(self, client: ClientConnection) -> None:
+    def __init__(self, ctx: Context, client: ClientSide, head: RequestHead) -> None:
+        self.ctx = ctx
         self.client = client
-        # -- the request, as parsed ----------------------------------------------------------
-        self.method = b""
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []  # passed on as they came
-        self.host: bytes | None = None
-        self.hosts = 0
-        self.chunked = False
-        self.content_length = -1
-        self.upgrade = False
-        self.keep_alive = True
-        self.http11 = True
+        self.head = head
+        # -- the request, as it arrives ------------------------------------------------------
         self.body_size = 0
         self.request_complete = False
         self.upgrade_tail = b""
+        self.keep_alive = True  # the client connection may carry another request after this
         # -- towards the upstream ------------------------------------------------------------
         self.out: list[bytes] = []  # not yet written upstream
         self.out_size = 0
@@ -90,20 +111,18 @@ class Exchange:
         self.replay_size = 0
         self.upstream: Upstream | None = None
         self.conn: UpstreamConnection | None = None
+        self.connecting: asyncio.Future[None] | None = None
         self.attempt = 0
         self.counted: Upstream | None = None  # whose in-flight count holds this exchange
-        self.pick_state: object = None  # the picker's own per-request notes (peers tried)
         self.last_error = ""  # the kind of the last failed attempt
         self.fresh = False  # retry on a new connection to the same upstream
         self.canned: bytes | None = None  # answered by the proxy itself
         self.canned_status = 0
         # -- the response ---------------------------------------------------------------------
         self.status = 0
-        self.started = 0.0
         self.response_started = False
         self.chunked_out = False
         self.close_delimited = False
-        self.interim = False
         self.finished = False
 
     # -- request side --------------------------------------------------------------------------
@@ -128,16 +147,16 @@ class Exchange:
             self.conn.write(data)
             if self.request_complete:
                 self.conn.start_read_timer()
-        elif self.out_size > self.client.settings.write_buffer_high:
+        elif self.out_size > self.ctx.settings.write_buffer_high:
             self.client.pause_reading("connecting")
 
     def start(self) -> None:
         """This exchange is now the one the client connection answers."""
-        self.started = time.monotonic()
+        self.head.started = time.monotonic()
         if self.canned is not None:
             self.client.buffer(self.canned)
             self.status = self.canned_status
-            self.client.closing = True
+            self.keep_alive = False
             self._finish()
             return
         self._next_upstream()
@@ -146,7 +165,7 @@ class Exchange:
         if self.fresh:
             upstream: Upstream | None = self.upstream
         else:
-            upstream = self.client.server.pick(self, self.attempt)
+            upstream = self.ctx.pick(self.head, self.attempt)
         if upstream is None:
             if self.last_error:  # nothing left to try: answer for the last failure
                 self._answer_failure(self.last_error)
@@ -160,27 +179,36 @@ class Exchange:
         if conn is not None:
             self._attach(conn)
         else:
-            self.client.connecting = asyncio.ensure_future(self._connect(upstream))
+            self.connecting = asyncio.ensure_future(self._connect(upstream))
 
     async def _connect(self, upstream: Upstream) -> None:
         try:
             conn = await upstream.connect()
         except UpstreamError as error:
+            self.connecting = None
             self._failed_attempt(upstream, error)
             return
-        finally:
-            self.client.connecting = None
+        self.connecting = None
         if self.finished or self.client.closed:
             upstream.release(conn)
             return
         self._attach(conn)
 
     def _attach(self, conn: UpstreamConnection) -> None:
-        assert self.upstream is not None
         self.conn = conn
-        conn.bind(self, head_only=self.method == b"HEAD")
+        conn.bind(self, head_only=self.head.method == b"HEAD")
         self.client.resume_reading("connecting")
         self.push()
+
+    def abandon(self) -> None:
+        """The client is gone: drop the attempt under way."""
+        if self.connecting is not None:
+            self.connecting.cancel()
+            self.connecting = None
+        if self.conn is not None:
+            self.conn.abort()  # a half-sent request: the connection is not reusable
+            self.conn = None
+        self.uncount()
 
     # -- upstream trouble ----------------------------------------------------------------------
     def upstream_failed(self, conn: UpstreamConnection, error: UpstreamError) -> None:
@@ -191,7 +219,7 @@ class Exchange:
         self.uncount()
         if self.response_started:
             # Mid-response: the client has part of it; all that is left is to cut it off.
-            self.client.server.stats.upstream_error(error.kind)
+            self.ctx.stats.upstream_error(error.kind)
             log.warning(
                 "%s: %s after the response started; closing the client connection",
                 self.upstream.url,
@@ -203,8 +231,8 @@ class Exchange:
         if (
             conn.reused
             and error.kind == "reset"
-            and self._replayable()
-            and self.client.server.retry_allowed(self)
+            and self.replay is not None
+            and self.ctx.retry_allowed(self.head.method)
         ):
             # A kept connection the upstream had closed: not the upstream's failure, and the
             # request is known not to have been processed. Again, on a new connection.
@@ -216,15 +244,15 @@ class Exchange:
 
     def _failed_attempt(self, upstream: Upstream, error: UpstreamError) -> None:
         self.uncount()
-        self.client.server.stats.upstream_error(error.kind)
+        self.ctx.stats.upstream_error(error.kind)
         if upstream.on_failure is not None:
             upstream.on_failure(upstream, error.kind)
         log.warning("upstream %s: %s", upstream.url, error)
         self.last_error = error.kind
         # A failed connect sent nothing: any method may go to the next upstream (as nginx,
         # which refuses non-idempotent retries only once the request was sent).
-        if self._replayable() and (
-            error.kind == "connect" or self.client.server.retry_allowed(self)
+        if self.replay is not None and (
+            error.kind == "connect" or self.ctx.retry_allowed(self.head.method)
         ):
             self.attempt += 1
             self._replay()
@@ -240,9 +268,6 @@ class Exchange:
         else:
             self.fail(responses.BAD_GATEWAY, 502)
 
-    def _replayable(self) -> bool:
-        return self.replay is not None
-
     def _replay(self) -> None:
         assert self.replay is not None
         self.out = list(self.replay)
@@ -253,31 +278,24 @@ class Exchange:
         if self.finished:
             return
         self.out.clear()
-        queue = self.client.queue
-        if queue and queue[0] is not self:  # a pipelined request: answered in its turn
+        if not self.client.answering(self):  # a pipelined request: answered in its turn
             self.canned, self.canned_status = canned, status
             return
-        if self.client.connecting is not None:
-            self.client.connecting.cancel()
-        if self.conn is not None:
-            self.conn.abort()
-            self.conn = None
-        self.uncount()
+        self.abandon()
         if self.response_started:
             self.client.abort()
             self._finish(record=False)
             return
         self.status = status
+        self.keep_alive = False
         self.client.buffer(canned)
-        self.client.closing = True
         self.client.flush()
         self._finish()
 
-    # -- response side -------------------------------------------------------------------------
+    # -- response side (ResponseSink) ------------------------------------------------------------
     def interim_response(
         self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
     ) -> None:
-        self.interim = True
         head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         head += [b"%s: %s\r\n" % pair for pair in headers]
         head.append(b"\r\n")
@@ -288,17 +306,16 @@ class Exchange:
         status: int,
         reason: bytes,
         headers: list[tuple[bytes, bytes]],
-        upstream_keep_alive: bool,
+        keep_alive: bool,
         upgrade: bool,
     ) -> None:
-        client = self.client
-        settings = client.settings
+        settings = self.ctx.settings
         self.status = status
         self.response_started = True
         if not self.request_complete and not upgrade:
-            client.closing = True  # the rest of the request body would have to be read
+            self.keep_alive = False  # the rest of the request body would have to be read
         parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-        table = client.server.response_table
+        table = self.ctx.response_table
         content_length = chunked = hsts = False
         for name, value in headers:
             kind = table.get(name, MISS)
@@ -320,24 +337,23 @@ class Exchange:
                 parts.append(b"%s: %s\r\n" % (name, value))  # ordinary in a response
         if upgrade:
             parts.append(b"Connection: upgrade\r\n")
-        elif self.method == b"HEAD" or status in NO_BODY_STATUS:
+        elif self.head.method == b"HEAD" or status in NO_BODY_STATUS:
             pass
         elif chunked or not content_length:
             self.close_delimited = not chunked
-            if self.http11:
+            if self.head.http11:
                 self.chunked_out = True
                 parts.append(b"Transfer-Encoding: chunked\r\n")
             else:
-                client.closing = True  # an HTTP/1.0 client reads to the connection's end
+                self.keep_alive = False  # an HTTP/1.0 client reads to the connection's end
         if settings.hsts and not hsts:
             parts.append(b"Strict-Transport-Security: " + settings.hsts + b"\r\n")
         if settings.via:
             parts.append(b"Via: " + settings.via + b"\r\n")
-        if not upgrade and (client.closing or not self.keep_alive):
-            client.closing = True
+        if not upgrade and not self.keep_alive:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
-        client.buffer(b"".join(parts))
+        self.client.buffer(b"".join(parts))
         if upgrade:
             self._tunnel()
 
@@ -354,26 +370,31 @@ class Exchange:
             self.client.buffer(b"0\r\n\r\n")
         self.conn = None
         self.uncount()
-        if self.upstream is not None:
-            if self.upstream.on_success is not None:
-                self.upstream.on_success(
-                    self.upstream, self.status, time.monotonic() - self.started
-                )
+        upstream = self.upstream
+        if upstream is not None and upstream.on_success is not None:
+            upstream.on_success(upstream, self.status, time.monotonic() - self.head.started)
         self._finish()
 
     def flush(self) -> None:
         self.client.flush()
+
+    def upstream_writable(self, writable: bool) -> None:
+        if writable:
+            self.client.resume_reading("upstream")
+        else:
+            self.client.pause_reading("upstream")
 
     # -- upgrade: the two connections become one byte pipe -------------------------------------
     # From the 101 on, the upstream connection belongs to the tunnel (never to the pool), and
     # each side's close closes the other. The exchange stays counted against its upstream
     # until then, as nginx counts an upgraded connection in its peer's conns.
     def _tunnel(self) -> None:
-        conn, client = self.conn, self.client
-        assert conn is not None and conn.transport is not None and client.transport is not None
+        conn = self.conn
+        assert conn is not None and conn.transport is not None
+        client_transport = self.client.start_tunnel(conn)
+        assert client_transport is not None
         self.request_complete = True
-        client_transport, upstream_transport = client.transport, conn.transport
-        stats = client.server.stats
+        stats = self.ctx.stats
 
         # Bytes already on their way when the other side closed are dropped with it.
         def to_client(data: bytes) -> None:
@@ -381,27 +402,19 @@ class Exchange:
                 stats.bytes_out += len(data)
                 client_transport.write(data)
 
-        def to_upstream(data: bytes) -> None:
-            if not upstream_transport.is_closing():
-                upstream_transport.write(data)
-
         conn.tunnel = to_client
-        client.tunnel = to_upstream
-        client.tunnel_peer = conn
-        client.cancel_timer()
-        client.resume_reading("upgrade")
         self._record()
         if self.upgrade_tail:
-            to_upstream(self.upgrade_tail)
+            conn.write(self.upgrade_tail)
             self.upgrade_tail = b""
 
     def tunnel_opened(self) -> None:
         """The 101 has been read whole: this exchange is done, its connections are a tunnel."""
         upstream = self.upstream
         if upstream is not None and upstream.on_success is not None:
-            upstream.on_success(upstream, self.status, time.monotonic() - self.started)
+            upstream.on_success(upstream, self.status, time.monotonic() - self.head.started)
         self.finished = True  # recorded when the tunnel opened
-        self.client.exchange_done(self)
+        self.client.finished(self)
 
     def tunnel_closed(self) -> None:
         self.uncount()
@@ -409,11 +422,11 @@ class Exchange:
 
     # -- the end -------------------------------------------------------------------------------
     def _record(self) -> None:
-        stats = self.client.server.stats
-        seconds = time.monotonic() - self.started
-        stats.request(self.method, self.status, seconds)
-        if self.client.settings.access_log:
-            self.client.server.access_log(self, seconds)
+        ctx = self.ctx
+        seconds = time.monotonic() - self.head.started
+        ctx.stats.request(self.head.method, self.status, seconds)
+        if ctx.settings.access_log:
+            ctx.log_access(self.head, self.status, self.upstream, seconds)
 
     # Counted from the pick (as nginx's peer->conns), so least_conn and max_conns see
     # requests still connecting.
@@ -435,4 +448,4 @@ class Exchange:
         self.uncount()
         if record:
             self._record()
-        self.client.exchange_done(self)
+        self.client.finished(self)

@@ -16,7 +16,7 @@ from podkit.options import (
     parse_duration,
     parse_host_port,
 )
-from podkit.proxy.settings import Network, ProxySettings
+from podkit.proxy.settings import DEFAULTS, Network, ProxySettings
 
 
 def parse_size(text: str) -> int:
@@ -68,40 +68,43 @@ class ProxyOptions:
         False, env="*_VIA", parse=parse_bool, help="add a Via header to requests and responses"
     )
     max_header_size: int = option(
-        16384, env="*_MAX_HEADER_SIZE", parse=parse_size, help="largest request head (431 above)"
+        DEFAULTS.max_header_size,
+        env="*_MAX_HEADER_SIZE",
+        parse=parse_size,
+        help="largest request head (431 above)",
     )
     max_body_size: int = option(
-        1 << 20,
+        DEFAULTS.max_body_size,
         env="*_MAX_BODY_SIZE",
         parse=parse_size,
         help="largest request body, 0 for no limit (413 above)",
     )
     header_timeout: float = option(
-        10.0,
+        DEFAULTS.header_timeout,
         env="*_HEADER_TIMEOUT",
         parse=parse_duration,
         help="time to receive a request head (408 after)",
     )
     body_timeout: float = option(
-        60.0,
+        DEFAULTS.body_timeout,
         env="*_BODY_TIMEOUT",
         parse=parse_duration,
         help="time between reads of a request body (408 after)",
     )
     keepalive_timeout: float = option(
-        75.0,
+        DEFAULTS.keepalive_timeout,
         env="*_KEEPALIVE_TIMEOUT",
         parse=parse_duration,
         help="idle keep-alive client connections are closed after",
     )
     connect_timeout: float = option(
-        5.0,
+        DEFAULTS.connect_timeout,
         env="*_CONNECT_TIMEOUT",
         parse=parse_duration,
         help="time to connect to an upstream (502 after)",
     )
     read_timeout: float = option(
-        60.0,
+        DEFAULTS.read_timeout,
         env="*_READ_TIMEOUT",
         parse=parse_duration,
         help="time an upstream may stay silent (504 after)",
@@ -127,8 +130,15 @@ class ProxyOptions:
             raise OptionError(f"{describe(type(self), 'workers')}: must be at least 1")
 
     def proxy_settings(
-        self, *, scheme: bytes, via_name: str, client_subject_header: bytes = b""
+        self,
+        *,
+        scheme: bytes,
+        via_name: str,
+        client_subject_header: bytes = b"",
+        hsts: bytes = b"",
+        retry_non_idempotent: bool = False,
     ) -> ProxySettings:
+        """The engine's settings: these options plus what the service decides itself."""
         return ProxySettings(
             max_header_size=self.max_header_size,
             max_body_size=self.max_body_size,
@@ -142,5 +152,7 @@ class ProxyOptions:
             forwarded=self.forwarded,
             via=f"1.1 {via_name}".encode() if self.via else b"",
             client_subject_header=client_subject_header,
+            hsts=hsts,
+            retry_non_idempotent=retry_non_idempotent,
             access_log=self.access_log,
         )

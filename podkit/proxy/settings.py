@@ -1,9 +1,13 @@
-"""Limits, timeouts and header policy of the proxy engine: plain values, set once."""
+"""Limits, timeouts and header policy of the proxy engine: plain values, set once.
+
+These defaults are the only ones: the services' flags (podkit.proxy.options) take theirs
+from here.
+"""
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -11,7 +15,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 @dataclass(frozen=True)
 class ProxySettings:
     # Limits (nginx: large_client_header_buffers, client_max_body_size)
-    max_header_size: int = 8192
+    max_header_size: int = 16384
     max_body_size: int = 1 << 20  # 0: no limit
     # Timeouts in seconds
     header_timeout: float = 10.0  # the whole request head (slowloris) → 408
@@ -20,6 +24,9 @@ class ProxySettings:
     connect_timeout: float = 5.0  # upstream connect → 502
     read_timeout: float = 60.0  # upstream silent this long → 504 (before any byte)
     upstream_idle_timeout: float = 4.0  # pooled upstream connections are closed after this
+    # Retries: a request that failed on a sent attempt goes to the next upstream only when
+    # its method is idempotent, unless this is set (nginx: proxy_next_upstream non_idempotent)
+    retry_non_idempotent: bool = False
     # Header policy
     scheme: bytes = b"https"  # what X-Forwarded-Proto says
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-* are kept and extended
@@ -31,7 +38,6 @@ class ProxySettings:
     access_log: bool = False
     pool_size: int = 64  # idle upstream connections kept per upstream
     write_buffer_high: int = 256 * 1024  # back-pressure: pause the other side above this
-    extra: dict[str, str] = field(default_factory=dict)
 
     def trusts(self, ip: str) -> bool:
         if not self.trusted_proxies or not ip:
@@ -41,3 +47,6 @@ class ProxySettings:
         except ValueError:
             return False
         return any(address in net for net in self.trusted_proxies)
+
+
+DEFAULTS = ProxySettings()

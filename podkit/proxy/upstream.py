@@ -1,27 +1,20 @@
 """Upstreams: an address, its pool of idle keep-alive connections, and the protocol that
-reads one response at a time from a connection."""
+reads one response at a time from a connection and hands it to a `ResponseSink`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from time import monotonic
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 
 from podkit.proxy.settings import ProxySettings
 
-if TYPE_CHECKING:
-    from podkit.proxy.exchange import Exchange
-
 log = logging.getLogger(__name__)
-
-# Every live Upstream, so the server's sweeper can close their stale pooled connections.
-ALL_UPSTREAMS: weakref.WeakSet[Upstream] = weakref.WeakSet()
 
 
 class UpstreamError(Exception):
@@ -46,16 +39,34 @@ def parse_upstream_url(url: str) -> tuple[str, int, str]:
     return parts.hostname, parts.port or 80, ""
 
 
+Dial = Callable[["Upstream"], Awaitable["UpstreamConnection"]]
+
+
+async def dial(upstream: Upstream) -> UpstreamConnection:
+    """A new connection to `upstream` (TCP or unix socket)."""
+    loop = asyncio.get_running_loop()
+    if upstream.path:
+        _, conn = await loop.create_unix_connection(
+            lambda: UpstreamConnection(upstream), upstream.path
+        )
+    else:
+        _, conn = await loop.create_connection(
+            lambda: UpstreamConnection(upstream), upstream.host, upstream.port
+        )
+    return conn
+
+
 class Upstream:
     """One upstream address and its idle connections."""
 
-    def __init__(self, url: str, settings: ProxySettings) -> None:
+    def __init__(self, url: str, settings: ProxySettings, dialer: Dial = dial) -> None:
         self.url = url
         self.host, self.port, self.path = parse_upstream_url(url)
         self.settings = settings
+        self.dialer = dialer  # how connections are opened (tests answer by hand)
         self.idle: list[UpstreamConnection] = []
-        ALL_UPSTREAMS.add(self)
         self.active = 0  # exchanges in flight (least_conn counts these)
+        self._sweep: asyncio.TimerHandle | None = None
         # Hooks for a balancer's passive health checks; the sidecar leaves them as they are.
         self.on_failure: Callable[[Upstream, str], None] | None = None
         self.on_success: Callable[[Upstream, int, float], None] | None = None
@@ -75,39 +86,43 @@ class Upstream:
         if len(self.idle) < self.settings.pool_size and conn.usable():
             self.idle.append(conn)
             conn.start_idle()
+            if self._sweep is None:
+                self._sweep = asyncio.get_running_loop().call_later(
+                    self.settings.upstream_idle_timeout, self.sweep
+                )
         else:
             conn.close()
 
-    def sweep(self, now: float) -> None:
-        """Close pooled connections idle for longer than upstream_idle_timeout."""
-        limit = now - self.settings.upstream_idle_timeout
+    def sweep(self) -> None:
+        """Close pooled connections idle for longer than upstream_idle_timeout; one timer per
+        upstream while it pools any, not one per connection."""
+        self._sweep = None
+        limit = monotonic() - self.settings.upstream_idle_timeout
         for conn in [c for c in self.idle if c.idle_since < limit]:
             self.idle.remove(conn)
             conn.close()
+        if self.idle:
+            self._sweep = asyncio.get_running_loop().call_later(
+                max(self.idle[0].idle_since - limit, 0.05), self.sweep
+            )
 
     def forget(self, conn: UpstreamConnection) -> None:
         if conn in self.idle:
             self.idle.remove(conn)
 
     async def connect(self) -> UpstreamConnection:
-        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                if self.path:
-                    _, conn = await loop.create_unix_connection(
-                        lambda: UpstreamConnection(self), self.path
-                    )
-                else:
-                    _, conn = await loop.create_connection(
-                        lambda: UpstreamConnection(self), self.host, self.port
-                    )
+                return await self.dialer(self)
         except TimeoutError as exc:
             raise UpstreamError("connect", f"connect to {self.url} timed out") from exc
         except OSError as exc:
             raise UpstreamError("connect", f"connect to {self.url} failed: {exc}") from exc
-        return conn
 
     def close(self) -> None:
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in self.idle:
             conn.close()
         self.idle.clear()
@@ -121,8 +136,18 @@ def head_end(before: bytes, data: bytes) -> int:
     return max(at + 4 - len(carried), 0) if at >= 0 else len(data)
 
 
-class ResponseSink(Protocol):
-    """What an upstream connection tells the exchange it serves."""
+class ResponseSink:
+    """What an upstream connection calls back: the exchange it serves. A base class rather
+    than a typing.Protocol, so that the compiled build dispatches these calls natively."""
+
+    __slots__ = ()
+    close_delimited: bool  # the response ends when the upstream closes the connection
+    request_complete: bool  # the whole request was sent: the connection may be reused
+
+    def interim_response(
+        self, status: int, reason: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> None:
+        raise NotImplementedError
 
     def response_head(
         self,
@@ -131,11 +156,30 @@ class ResponseSink(Protocol):
         headers: list[tuple[bytes, bytes]],
         keep_alive: bool,
         upgrade: bool,
-    ) -> None: ...
-    def response_body(self, data: bytes) -> None: ...
-    def response_done(self) -> None: ...
-    def upstream_failed(self, conn: UpstreamConnection, error: UpstreamError) -> None: ...
-    def flush(self) -> None: ...
+    ) -> None:
+        raise NotImplementedError
+
+    def response_body(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def response_done(self) -> None:
+        raise NotImplementedError
+
+    def upstream_failed(self, conn: UpstreamConnection, error: UpstreamError) -> None:
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+    def upstream_writable(self, writable: bool) -> None:
+        """The connection's write buffer passed its high-water mark (False) or drained."""
+        raise NotImplementedError
+
+    def tunnel_opened(self) -> None:
+        raise NotImplementedError
+
+    def tunnel_closed(self) -> None:
+        raise NotImplementedError
 
 
 class UpstreamConnection(asyncio.Protocol):
@@ -144,6 +188,7 @@ class UpstreamConnection(asyncio.Protocol):
     __slots__ = (
         "_before",
         "_headers",
+        "_interim",
         "_paused_peer",
         "_reason",
         "exchange",
@@ -161,7 +206,7 @@ class UpstreamConnection(asyncio.Protocol):
     def __init__(self, upstream: Upstream) -> None:
         self.upstream = upstream
         self.transport: asyncio.Transport | None = None
-        self.exchange: Exchange | None = None
+        self.exchange: ResponseSink | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.reused = False
         self.received = False  # any byte of the current response
@@ -173,6 +218,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.idle_since = 0.0  # in the pool since; 0: in use
         self.read_deadline = 0.0  # a response byte is due by then; 0: not waiting
         self._paused_peer = False
+        self._interim = False  # a 1xx is being read: the final response follows
 
     # -- connection events ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -194,7 +240,7 @@ class UpstreamConnection(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
-    def _on_close(self, exchange: Exchange) -> None:
+    def _on_close(self, exchange: ResponseSink) -> None:
         if exchange.close_delimited and self.received:
             exchange.response_done()
             exchange.flush()
@@ -204,18 +250,19 @@ class UpstreamConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.pause_reading("upstream")
+            self.exchange.upstream_writable(False)
 
     def resume_writing(self) -> None:
         if self.exchange is not None:
-            self.exchange.client.resume_reading("upstream")
+            self.exchange.upstream_writable(True)
 
     # -- use by exchanges ----------------------------------------------------------------------
     def usable(self) -> bool:
         return self.transport is not None and not self.transport.is_closing()
 
-    def bind(self, exchange: Exchange, head_only: bool) -> None:
+    def bind(self, exchange: ResponseSink, head_only: bool) -> None:
         self.exchange = exchange
+        self._interim = False
         self.received = False
         self._before = b""
         self.head_only = head_only
@@ -260,8 +307,9 @@ class UpstreamConnection(asyncio.Protocol):
 
     # -- response parsing ----------------------------------------------------------------------
     def data_received(self, data: bytes) -> None:
-        if self.tunnel is not None:
-            self.tunnel(data)
+        tunnel = self.tunnel
+        if tunnel is not None:
+            tunnel(data)
             return
         exchange = self.exchange
         if exchange is None:  # bytes on an idle connection: nothing may follow, drop it
@@ -274,19 +322,15 @@ class UpstreamConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            tail = data[upgrade.args[0] :] if upgrade.args else b""
             exchange.flush()
-            if tail and self.tunnel is not None:
-                self.tunnel(tail)
+            self._to_tunnel(data[upgrade.args[0] :] if upgrade.args else b"")
             return
         except httptools.HttpParserError as exc:
-            if self.tunnel is not None:
+            if self._tunnelling():
                 # A 101 without `Connection: upgrade`: llhttp stops after its head without
                 # calling it an upgrade. nginx tunnels it all the same (the client asked).
                 exchange.flush()
-                tail = data[head_end(before, data) :]
-                if tail:
-                    self.tunnel(tail)
+                self._to_tunnel(data[head_end(before, data) :])
                 return
             self.exchange = None
             log.warning("invalid response from %s: %s", self.upstream.url, exc)
@@ -294,6 +338,15 @@ class UpstreamConnection(asyncio.Protocol):
             self.abort()
         # One write to the client per read from the upstream, the response's end included.
         exchange.flush()
+
+    # The parser's callbacks may open the tunnel: these read `tunnel` afresh, where a type
+    # checker (and so mypyc) would take it still to be None from the check above.
+    def _tunnelling(self) -> bool:
+        return self.tunnel is not None
+
+    def _to_tunnel(self, data: bytes) -> None:
+        if data and self.tunnel is not None:
+            self.tunnel(data)
 
     def on_status(self, reason: bytes) -> None:
         self._reason += reason
@@ -307,6 +360,7 @@ class UpstreamConnection(asyncio.Protocol):
         headers, reason = self._headers, self._reason
         self._headers, self._reason = [], b""
         if 100 <= status < 200 and status != 101:
+            self._interim = True
             self.exchange.interim_response(status, reason, headers)
             return
         upgrade = status == 101
@@ -325,8 +379,8 @@ class UpstreamConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self.exchange is None or self.head_only:
             return
-        if self.exchange.interim:  # the end of a 1xx: the final response follows
-            self.exchange.interim = False
+        if self._interim:  # the end of a 1xx: the final response follows
+            self._interim = False
             return
         self._finish()
 

@@ -348,6 +348,7 @@ def start_ambassador_fixture(tmp_path: Path) -> Iterator[StartAmbassador]:
         ambassador = Ambassador(service, port)
         started.append(ambassador)
         service.start(ready_path=ready)
+        service.check_build("ambassador")
         return ambassador
 
     yield start

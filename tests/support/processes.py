@@ -153,6 +153,18 @@ class Service:
         wait_for(self._answers(ready_path), what=" ".join(self.argv[:3]))
         return self
 
+    def check_build(self, prefix: str) -> None:
+        """Under POD_PATTERNS_EXPECT_BUILD (the compiled run of `make test`), the process
+        must run the build it names, as its `<prefix>_build_info` says."""
+        expected = os.environ.get("POD_PATTERNS_EXPECT_BUILD")
+        if not expected:
+            return
+        _, text = self.get("/metrics")
+        compiled = "true" if expected == "compiled" else "false"
+        assert (
+            f'compiled="{compiled}"' in text.split(f"{prefix}_build_info{{", 1)[-1].split("}", 1)[0]
+        ), f"{self.argv[:3]} does not run the {expected} build"
+
     def _answers(self, path: str):  # type: ignore[no-untyped-def]
         def check() -> bool:
             assert self.proc is not None

@@ -210,6 +210,7 @@ def start_sidecar_fixture(tmp_path: Path, pki: Pki, echo: Service) -> Iterator[S
         sidecar = Sidecar(service, port, None if plain else pki.client_context(), redirect_port)
         started.append(sidecar)
         service.start(ready_path=ready)
+        service.check_build("sidecar")
         return sidecar
 
     yield start

@@ -91,3 +91,77 @@ def test_secret_is_never_echoed(capsys: pytest.CaptureFixture[str]) -> None:
     from podkit.options import redacted
 
     assert redacted(AdapterConfig(redis_password="hunter2"))["redis_password"] == "<redacted>"
+
+
+def test_sources_flags_in_both_spellings(tmp_path: Path) -> None:
+    script = tmp_path / "s.lua"
+    script.write_text("return {}")
+    go = config(
+        "-check-streams",
+        "db1=orders:*",
+        "-check-single-streams=db0=events",
+        "-check-key-groups",
+        '^(user):,"^(a,b)"',
+        "-max-distinct-key-groups",
+        "5",
+        "-script",
+        str(script),
+        "-export-client-list",
+        "-export-client-port=true",
+        "-ping-on-connect",
+        "-include-config-metrics",
+        "-redact-config-metrics=false",
+    )
+    assert go.check_streams == ((1, "orders:*"),)
+    assert go.check_single_streams == ((0, "events"),)
+    assert go.check_key_groups == ("^(user):", "^(a,b)")  # CSV, as redis_exporter reads it
+    assert go.max_distinct_key_groups == 5 and go.script == (str(script),)
+    assert go.export_client_list and go.export_client_port and go.ping_on_connect
+    assert go.include_config_metrics and not go.redact_config_metrics
+    env = config(
+        REDIS_EXPORTER_CHECK_STREAMS="db1=orders:*",
+        REDIS_EXPORTER_CHECK_KEY_GROUPS="^(user):",
+        REDIS_EXPORTER_EXPORT_CLIENT_LIST="true",
+        REDIS_EXPORTER_INCL_CONFIG_METRICS="1",
+        REDIS_EXPORTER_REDACT_CONFIG_METRICS="false",
+        REDIS_EXPORTER_SCRIPT=str(script),
+    )
+    assert env.check_streams == go.check_streams and env.check_key_groups == ("^(user):",)
+    assert env.export_client_list and env.include_config_metrics
+    assert not env.redact_config_metrics and env.script == go.script
+    assert config().redact_config_metrics is True  # redis_exporter's default
+
+
+def test_missing_script_stops_startup(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        config("-script", "/nonexistent/s.lua")
+    assert exc.value.code == 2
+    assert "--script / REDIS_EXPORTER_SCRIPT: no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "warned"),
+    [
+        pytest.param((), [], id="none"),
+        pytest.param(("-is-cluster",), ["--is-cluster"], id="cluster"),
+        pytest.param(("-is-tile38",), ["--is-tile38"], id="tile38"),
+        pytest.param(
+            ("-tls-server-cert-file", "c", "-tls-server-key-file", "k"),
+            ["PLAIN HTTP"],
+            id="tls-server",
+        ),
+        pytest.param(("-tls-server-min-version", "TLS1.3"), [], id="min-version-alone"),
+    ],
+)
+def test_accepted_but_unsupported_flags_warn_once(argv: tuple[str, ...], warned: list[str]) -> None:
+    said = config(*argv).warnings()
+    assert len(said) == len(warned)
+    for line, word in zip(said, warned, strict=True):
+        assert word in line
+
+
+def test_version_prints_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    from adapter.__main__ import main
+
+    main(["-version"])
+    assert "adapter" in capsys.readouterr().out

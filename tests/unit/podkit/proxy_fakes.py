@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
-from podkit.proxy.downstream import ClientConnection
-from podkit.proxy.upstream import UpstreamConnection, UpstreamError
+from podkit.proxy.upstream import UpstreamConnection
 
 
 class FakeTransport:
@@ -56,21 +55,25 @@ class FakeTransport:
         return False
 
 
-class FakeUpstream(Upstream):
-    """Connections to it are fake transports the test answers by hand."""
+class FakeUpstream:
+    """An Upstream whose connections are fake transports the test answers by hand; every
+    other attribute is the real Upstream's."""
 
     def __init__(self, settings: ProxySettings, refuse: bool = False) -> None:
-        super().__init__("http://upstream.test:8080", settings)
         self.conns: list[UpstreamConnection] = []
         self.refuse = refuse
+        self.real = Upstream("http://upstream.test:8080", settings, dialer=self._dial)
 
-    async def connect(self) -> UpstreamConnection:
+    async def _dial(self, upstream: Upstream) -> UpstreamConnection:
         if self.refuse:
-            raise UpstreamError("connect", "connection refused")
-        conn = UpstreamConnection(self)
+            raise ConnectionRefusedError("connection refused")
+        conn = UpstreamConnection(upstream)
         conn.connection_made(FakeTransport(conn))  # type: ignore[arg-type]
         self.conns.append(conn)
         return conn
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
     def sent(self, index: int = -1) -> bytes:
         return self.conns[index].transport.take()  # type: ignore[union-attr]
@@ -88,10 +91,10 @@ class Harness:
         self.upstream = FakeUpstream(self.settings, refuse=refuse)
         self.server = ProxyServer(
             self.settings,
-            lambda _e, attempt: self.upstream if attempt == 0 else None,
+            lambda _head, attempt: self.upstream.real if attempt == 0 else None,
             client_subject=(lambda _t: subject) if subject else None,
         )
-        self.client = ClientConnection(self.server)
+        self.client = self.server.connection()
         self.transport = FakeTransport(self.client, peer=peer)
         self.client.connection_made(self.transport)  # type: ignore[arg-type]
 
