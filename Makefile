@@ -88,7 +88,7 @@ bench: host install ## side by side: the adapter vs redis_exporter, the proxies 
 	$(PY) bench/proxy_bench.py --scenario ambassador
 
 lint: install $(CHECKOV_VENV)/.installed ## ruff, mypy, hadolint, yamllint, and checkov on every rendered kustomization
-	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver tests bench
+	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver gitsync logagent tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
 	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/ k8s/

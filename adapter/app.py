@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
+from adapter import auth
 from adapter.config import AdapterConfig, parse_redis_addr
 from adapter.exposition import CONTENT_TYPE
 from adapter.scraper import Scraper
-from podkit.health import Health, add_health_routes
+from podkit.admin import add_health_routes
+from podkit.health import Health
 from podkit.options import OptionError, mask_credentials
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class Targets:
 
 TARGETS = web.AppKey("targets", Targets)
 HEALTH = web.AppKey("health", Health)
+AUTH = web.AppKey("auth", auth.BasicAuth)
 
 
 def scrape_budget(request: web.Request) -> float | None:
@@ -89,7 +92,11 @@ def metrics_response(request: web.Request, body: bytes) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     scraper = request.app[TARGETS].default
-    return metrics_response(request, await scraper.scrape(scrape_budget(request)))
+    body = await scraper.scrape(scrape_budget(request))
+    basic_auth = request.app.get(AUTH)
+    if basic_auth is not None:
+        body += basic_auth.exposition(scraper.config.namespace)
+    return metrics_response(request, body)
 
 
 async def scrape(request: web.Request) -> web.Response:
@@ -134,6 +141,9 @@ def index_handler(config: AdapterConfig) -> Callable[[web.Request], Awaitable[we
 
 def create_app(config: AdapterConfig, health_state: Health | None = None) -> web.Application:
     app = web.Application()
+    if config.basic_auth_username:
+        app[AUTH] = auth.BasicAuth(config.basic_auth_username, config.basic_auth_password)
+        app.middlewares.append(auth.middleware(app[AUTH]))
     app[TARGETS] = Targets(config)
     app[HEALTH] = health_state or Health()
 

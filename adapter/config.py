@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from adapter.keys import KeySpec, parse_key_specs
+from adapter.tls import RELOAD_INTERVAL, parse_tls_version
 from podkit import logs
 from podkit.lifecycle import DEFAULT_SHUTDOWN_TIMEOUT
 from podkit.options import (
@@ -245,25 +246,46 @@ class AdapterConfig:
         "",
         env="REDIS_EXPORTER_TLS_SERVER_CERT_FILE",
         aliases=("-tls-server-cert-file",),
-        help="accepted; not yet supported: the metrics port serves plain HTTP (warned)",
+        help="certificate (PEM) for TLS on the metrics port, with --tls-server-key-file; "
+        "reloaded when the file changes",
     )
     tls_server_key_file: str = option(
         "",
         env="REDIS_EXPORTER_TLS_SERVER_KEY_FILE",
         aliases=("-tls-server-key-file",),
-        help="accepted; not yet supported: the metrics port serves plain HTTP (warned)",
+        help="private key (PEM) of --tls-server-cert-file",
     )
     tls_server_ca_cert_file: str = option(
         "",
         env="REDIS_EXPORTER_TLS_SERVER_CA_CERT_FILE",
         aliases=("-tls-server-ca-cert-file",),
-        help="accepted; not yet supported: no client certificates are asked for (warned)",
+        help="CA bundle (PEM): scrapers must present a client certificate it signed",
     )
     tls_server_min_version: str = option(
         "TLS1.2",
         env="REDIS_EXPORTER_TLS_SERVER_MIN_VERSION",
+        parse=parse_tls_version,
         aliases=("-tls-server-min-version",),
-        help="accepted; has no effect until the metrics port serves TLS",
+        help="lowest TLS version the metrics port accepts: TLS1.0, TLS1.1, TLS1.2 or TLS1.3",
+    )
+    tls_server_cert_check_interval: float = option(
+        RELOAD_INTERVAL,
+        env="REDIS_EXPORTER_TLS_SERVER_CERT_CHECK_INTERVAL",
+        parse=parse_duration,
+        help="how often the --tls-server-* files are checked for changes",
+    )
+    basic_auth_username: str = option(
+        "",
+        env="REDIS_EXPORTER_BASIC_AUTH_USERNAME",
+        aliases=("-basic-auth-username",),
+        help="user name scrapers must send (HTTP basic auth), with --basic-auth-password",
+    )
+    basic_auth_password: str = option(
+        "",
+        env="REDIS_EXPORTER_BASIC_AUTH_PASSWORD",
+        secret=True,
+        aliases=("-basic-auth-password",),
+        help="password scrapers must send (HTTP basic auth), with --basic-auth-username",
     )
     connection_timeout: float = option(
         15.0,
@@ -363,10 +385,27 @@ class AdapterConfig:
             raise OptionError(
                 "--tls-client-key-file and --tls-client-cert-file go together: set both or neither"
             )
+        if bool(self.tls_server_cert_file) != bool(self.tls_server_key_file):
+            raise OptionError(
+                "--tls-server-cert-file and --tls-server-key-file go together: "
+                "set both (TLS on the metrics port) or neither"
+            )
+        if self.tls_server_ca_cert_file and not self.tls_server_cert_file:
+            raise OptionError(
+                "--tls-server-ca-cert-file needs --tls-server-cert-file and "
+                "--tls-server-key-file: client certificates are checked only over TLS"
+            )
+        if bool(self.basic_auth_username) != bool(self.basic_auth_password):
+            raise OptionError(
+                "--basic-auth-username and --basic-auth-password go together: set both or neither"
+            )
         for name in (
             "tls_client_key_file",
             "tls_client_cert_file",
             "tls_ca_cert_file",
+            "tls_server_cert_file",
+            "tls_server_key_file",
+            "tls_server_ca_cert_file",
             "redis_password_file",
         ):
             path = getattr(self, name)
@@ -393,11 +432,10 @@ class AdapterConfig:
                 "--is-tile38 (REDIS_EXPORTER_IS_TILE38) is ignored: the adapter exports Redis "
                 "metrics only, no Tile38 SERVER stats"
             )
-        if self.tls_server_cert_file or self.tls_server_key_file or self.tls_server_ca_cert_file:
+        if self.basic_auth_username and not self.tls_server_cert_file:
             said.append(
-                "--tls-server-cert-file/--tls-server-key-file/--tls-server-ca-cert-file are "
-                "not supported yet: the metrics port serves PLAIN HTTP; terminate TLS in "
-                "front of it (the sidecar of this repo does)"
+                "--basic-auth-username/--basic-auth-password without --tls-server-cert-file: "
+                "scrapers send the password over plain HTTP"
             )
         return said
 

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import yaml
-
 from ambassador.balancer import Method
 from podkit.options import (
     OptionError,
@@ -141,6 +139,8 @@ class UpstreamGroup:
 
 def load_group(path: str, defaults: dict[str, Any]) -> UpstreamGroup:
     """An UpstreamGroup from a YAML file (the --config file, a ConfigMap in Kubernetes)."""
+    import yaml  # only with --config: a few MB the flag-configured ambassador does not carry
+
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

@@ -14,14 +14,12 @@ from http.cookies import SimpleCookie
 from time import monotonic
 from typing import Any
 
-from aiohttp import web
-
 from ambassador.balancer import Balancer, Tried
 from ambassador.config import AmbassadorConfig, UpstreamGroup
 from ambassador.health import HealthChecker
 from ambassador.metrics import registry_for
 from ambassador.peers import Addresses, build_peers, resolve
-from podkit.admin import admin_app, start_site
+from podkit.admin_http import AdminServer, Request, Response, admin_routes
 from podkit.health import Health
 from podkit.options import OptionError
 from podkit.proxy import ProxyServer, Upstream
@@ -264,14 +262,16 @@ async def serve_admin(
     health: Health,
     stats: Callable[[], ProxyStats],
     views: Callable[[], Views],
-) -> web.AppRunner:
-    app = admin_app(health, registry_for(stats, views))
+) -> AdminServer:
+    routes = admin_routes(health, registry_for(stats, views))
 
-    async def upstreams(_request: web.Request) -> web.Response:
-        return web.Response(text=json.dumps(views(), indent=2), content_type="application/json")
+    async def upstreams(_request: Request) -> Response:
+        return Response(200, json.dumps(views(), indent=2).encode(), "application/json")
 
-    app.router.add_get("/upstreams", upstreams)
-    return await start_site(app, *config.admin_listen)
+    routes["/upstreams"] = upstreams
+    server = AdminServer(routes)
+    await server.start(*config.admin_listen)
+    return server
 
 
 class AmbassadorApp:
@@ -293,8 +293,8 @@ class AmbassadorApp:
         def views() -> Views:
             return merge_views([report["peers"] for report in reports()])
 
-        runner = await serve_admin(self.config, health, stats, views)
-        return [runner.cleanup]
+        server = await serve_admin(self.config, health, stats, views)
+        return [server.close]
 
     async def readiness(self, reports: list[Report]) -> str | None:
         return None if any(r["available"] for r in reports) else "no upstream is available"

@@ -11,7 +11,8 @@ from echoserver import generate
 from echoserver.config import EchoConfig
 from echoserver.echo import SERVER_NAME, echo, upload
 from echoserver.websocket import add_websocket_route
-from podkit.health import Health, add_health_routes
+from podkit.admin import add_health_routes
+from podkit.health import Health
 
 HEALTH = web.AppKey("health", Health)
 SERVED_BY = "X-Echo-Server"  # on every response: which server answered, without parsing bodies

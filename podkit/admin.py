@@ -1,11 +1,15 @@
-"""The admin endpoints every proxy serves on its own port: /healthz, /readyz, /metrics."""
+"""The admin endpoints on aiohttp, for the services that run an aiohttp server anyway (the
+adapter, the echoserver, gitsync, logagent): /healthz, /readyz, /metrics. The proxies serve
+theirs without aiohttp (podkit.admin_http)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from podkit.health import Health, add_health_routes
+from podkit.health import Health
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
@@ -14,6 +18,25 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True).start()
     return runner
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+def readyz_handler(health: Health) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def readyz(_request: web.Request) -> web.Response:
+        reason = await health.not_ready()
+        if reason is not None:
+            return web.Response(status=503, text=f"not ready: {reason}\n")
+        return web.Response(text="ok\n")
+
+    return readyz
+
+
+def add_health_routes(app: web.Application, health: Health) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz_handler(health))
 
 
 def admin_app(health: Health, registry: CollectorRegistry) -> web.Application:

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from podkit.health import Health
+
+if TYPE_CHECKING:  # imported where it runs: the proxies use this module without aiohttp
+    from aiohttp import web
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +50,11 @@ async def serve_app(
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
     stop: asyncio.Event | None = None,
     on_started: Callable[[], Awaitable[None]] | None = None,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> None:
     """Run `app` on host:port until SIGTERM/SIGINT (or `stop` is set), then drain."""
+    from aiohttp import web
+
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -59,7 +65,7 @@ async def serve_app(
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port, reuse_address=True)
+        site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
         health.ready = True
         log.info("listening on %s", _where(runner))

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import sys
 import time
 from typing import Any, Literal
-
-from aiohttp.http_exceptions import HttpProcessingError
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -45,8 +44,16 @@ class ClientErrors(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info and record.levelno >= logging.ERROR else None
         peer = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
-        if isinstance(exc, HttpProcessingError) and 400 <= exc.code < 500:
-            self._one_line(record, logging.WARNING, "bad request from %s: %s", peer, exc.message)
+        # Looked up, not imported: only aiohttp raises it, and the proxies never load aiohttp.
+        exceptions = sys.modules.get("aiohttp.http_exceptions")
+        processing_error = getattr(exceptions, "HttpProcessingError", None)
+        if (
+            processing_error is not None
+            and isinstance(exc, processing_error)
+            and 400 <= getattr(exc, "code", 0) < 500
+        ):
+            message = getattr(exc, "message", exc)
+            self._one_line(record, logging.WARNING, "bad request from %s: %s", peer, message)
         elif isinstance(exc, ConnectionResetError):
             self._one_line(record, logging.INFO, "client %s went away: %s", peer, exc)
         return True

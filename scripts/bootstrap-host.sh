@@ -25,12 +25,19 @@ declare -A PKG_FOR=(
   [wrk]=wrk
   [stunnel4]=stunnel4
   [testssl]=testssl.sh
+  [git]=git
+  [lighttpd]=lighttpd
+  [sshd]=openssh-server
+  [ssh]=openssh-client
+  [rsyslogd]=rsyslog
 )
 
 missing=()
 for cmd in "${!PKG_FOR[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("${PKG_FOR[$cmd]}")
 done
+# rsyslog's TLS driver (logagent's syslog-over-TLS tests): a plugin, no command of its own.
+compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
 # Debian's own python3 with venv: the images' interpreter, used for benchmarks.
 /usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 # ... and its headers: the benchmarks build the compiled hot path for it (setup.py).

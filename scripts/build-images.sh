@@ -20,7 +20,7 @@ cd "$(dirname "$0")/.."
 
 # The Python services: <svc>/Dockerfile, the repo root as context, tagged
 # pod-patterns/<svc>:latest and named in .env as <SVC>_IMAGE. A new service is one word here.
-SERVICES=(adapter sidecar ambassador echoserver)
+SERVICES=(adapter sidecar ambassador echoserver gitsync logagent)
 
 # Third-party peers: the official image online, a stand-in from images/<peer>/ offline.
 PEERS=(redis prometheus)

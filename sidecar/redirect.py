@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
-from aiohttp import web
+from podkit.admin_http import Handler, Request, Response
+from podkit.proxy.headers import origin_form, valid_host
 
-from podkit.proxy.headers import valid_host
 
-
-def redirect_app(https_port: int) -> web.Application:
+def redirect_handler(https_port: int) -> Handler:
     suffix = "" if https_port == 443 else f":{https_port}"
 
-    async def redirect(request: web.Request) -> web.Response:
-        host = request.headers.get("Host", "")
+    async def redirect(request: Request) -> Response:
+        host = request.headers.get("host", "")
         # Only an RFC 3986 host[:port] goes into Location: "evil@site" or "site/path" would
         # send the client elsewhere (nginx refuses such a Host too).
-        if not valid_host(host.encode("utf-8", "surrogateescape")):
-            return web.Response(status=400, text="invalid Host header\n")
+        if not valid_host(host.encode("latin-1")):
+            return Response.text(400, "invalid Host header\n")
         if host.startswith("["):  # [v6]:port
             host = host[: host.find("]") + 1] if "]" in host else host
         elif ":" in host:
             host = host.rsplit(":", 1)[0]
         if not host:
-            return web.Response(status=400, text="a Host header is needed to redirect\n")
-        location = f"https://{host}{suffix}{request.rel_url}"
-        return web.Response(
-            status=308, headers={"Location": location}, text=f"moved to {location}\n"
-        )
+            return Response.text(400, "a Host header is needed to redirect\n")
+        target = request.target
+        if not target.startswith("/"):  # absolute-form: its path; `*`: the root
+            target = (
+                origin_form(target.encode("latin-1"))[1].decode("latin-1")
+                if "://" in target
+                else "/"
+            )
+        location = f"https://{host}{suffix}{target}"
+        return Response.text(308, f"moved to {location}\n", Location=location)
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", redirect)
-    return app
+    return redirect

@@ -10,16 +10,16 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from podkit.admin import admin_app, start_site
+from podkit.admin_http import AdminServer, admin_routes
 from podkit.health import Health
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
 from podkit.proxy.stats import ProxyStats
-from podkit.proxy.tunnel import TunnelClient
+from podkit.proxy.tunnel import TcpTunnel
 from podkit.runner import Closer, Report, Reports
 from sidecar.config import SidecarConfig
 from sidecar.first_bytes import FirstBytes
 from sidecar.metrics import registry_for
-from sidecar.redirect import redirect_app
+from sidecar.redirect import redirect_handler
 from sidecar.tls import CertStore, Settings, count_handshake_failures, subject_of
 
 log = logging.getLogger("sidecar")
@@ -86,7 +86,7 @@ class Listener:
             lambda _head, attempt: self.upstream if attempt == 0 else None,
             client_subject=subject_of if config.client_ca_file else None,
         )
-        self.tunnels: set[TunnelClient] = set()
+        self.tunnel = TcpTunnel(self.upstream, self.proxy.stats)
         self.server: asyncio.AbstractServer | None = None
         self.watcher: asyncio.Future[None] | None = None
 
@@ -99,9 +99,7 @@ class Listener:
             count_handshake_failures(context, self.proxy.stats.handshake_failures)
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.BaseProtocol] = (
-            (lambda: TunnelClient(self.upstream, self.tunnels))
-            if config.mode == "tcp"
-            else self.proxy.connection
+            self.tunnel.connection if config.mode == "tcp" else self.proxy.connection
         )
         # TLS starts on the first bytes, so that plain HTTP can get a 400 instead (not in
         # tcp mode) and every handshake's end is seen. It is bounded by the header timeout,
@@ -136,9 +134,7 @@ class Listener:
         if self.config.mode == "tcp":
             if self.server is not None:
                 self.server.close()
-            for tunnel in list(self.tunnels):
-                if tunnel.transport is not None:
-                    tunnel.transport.close()
+            self.tunnel.close()
         else:
             await self.proxy.drain(self.config.drain_timeout)
         self.upstream.close()
@@ -165,11 +161,12 @@ class SidecarApp:
             return ProxyStats.merged(report["proxy"] for report in reports())
 
         registry = registry_for(stats, certs)
-        runners = [await start_site(admin_app(health, registry), *config.admin_listen)]
+        servers = [AdminServer(admin_routes(health, registry))]
+        await servers[0].start(*config.admin_listen)
         if config.redirect_listen:
-            redirect = redirect_app(config.redirect_https_port)
-            runners.append(await start_site(redirect, *config.redirect_listen))
-        closers: list[Closer] = [runner.cleanup for runner in runners]
+            servers.append(AdminServer({}, fallback=redirect_handler(config.redirect_https_port)))
+            await servers[1].start(*config.redirect_listen)
+        closers: list[Closer] = [server.close for server in servers]
         if certs is not None and config.workers > 1:
             # The workers watch their own copies; this one keeps /metrics' expiry current.
             watcher = asyncio.ensure_future(certs.watch(config.cert_check_interval))

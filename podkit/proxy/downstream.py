@@ -6,30 +6,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
 from time import monotonic
 from typing import cast
 
 import httptools
 
 from podkit.proxy import responses
+from podkit.proxy.attempt import Attempt, ClientSide
+from podkit.proxy.checks import refusal
 from podkit.proxy.context import Context
-from podkit.proxy.exchange import ClientSide, Exchange
+from podkit.proxy.exchange import Exchange
+from podkit.proxy.flow import PEER_FULL, PIPELINED, REFUSED, UPGRADE, Flow
+from podkit.proxy.forwarding import Forwarding
 from podkit.proxy.head import RequestHead
-from podkit.proxy.headers import (
-    MISS,
-    H,
-    Miss,
-    authority,
-    classify,
-    connection_tokens,
-    forwarded_pair,
-    is_chunked,
-    origin_form,
-    valid_host,
-    valid_target,
-)
-from podkit.proxy.upstream import UpstreamConnection
+from podkit.proxy.headers import MISS, H, Miss, classify, origin_form, valid_host
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +45,7 @@ class ClientConnection(ClientSide):
 
     # Slots: a thousand idle connections should cost little more than their sockets.
     __slots__ = (
-        "_connection",
-        "_fwd",
-        "_paused_for",
-        "_te",
-        "_upgrade_header",
         "_valid_host",
-        "_xff",
-        "_xfh",
-        "_xfp",
         "closed",
         "closing",
         "ctx",
@@ -71,6 +53,8 @@ class ClientConnection(ClientSide):
         "deadline",
         "deadline_kind",
         "error",
+        "flow",
+        "forwarding",
         "head_size",
         "http11",
         "in_head",
@@ -84,8 +68,7 @@ class ClientConnection(ClientSide):
         "subject",
         "transport",
         "trusted",
-        "tunnel",
-        "tunnel_peer",
+        "tunnelled",
         "wbuf",
     )
 
@@ -105,9 +88,8 @@ class ClientConnection(ClientSide):
         self.closed = False
         self.parsing = False  # inside feed_data: nothing goes upstream until it returns
         self.http11 = True
-        self.tunnel: Callable[[bytes], None] | None = None  # after an upgrade: to the upstream
-        self.tunnel_peer: UpstreamConnection | None = None  # closed when this connection is
-        self._paused_for: set[str] = set()
+        self.tunnelled = False  # after a 101: a tunnel end has taken the transport over
+        self.flow = Flow()
         self.deadline = 0.0  # when the current wait (head, body, idle) runs out; 0: none
         self.deadline_kind = NO_WAIT
         # -- per request being parsed --------------------------------------------------------
@@ -116,13 +98,7 @@ class ClientConnection(ClientSide):
         self.head_size = 0
         self.error: tuple[bytes, int, str] | None = None  # a refusal still to be sent
         self.refused = False  # a request was refused: read nothing more
-        self._connection: list[bytes] = []
-        self._xff: list[bytes] = []
-        self._xfp: bytes | None = None
-        self._xfh: bytes | None = None
-        self._fwd: list[bytes] = []
-        self._te: list[bytes] = []
-        self._upgrade_header = False
+        self.forwarding = Forwarding()
         self._valid_host: bytes | None = None
 
     # -- connection events ---------------------------------------------------------------------
@@ -130,6 +106,7 @@ class ClientConnection(ClientSide):
         # uvloop's transports are not asyncio.Transport subclasses, but behave as one.
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(high=self.settings.write_buffer_high)
+        self.flow.transport = self.transport
         peer = self.transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.trusted = self.settings.trusts(self.peer)
@@ -144,9 +121,6 @@ class ClientConnection(ClientSide):
         for exchange in self.queue:
             exchange.abandon()
         self.queue.clear()
-        if self.tunnel_peer is not None:
-            self.tunnel_peer.close()
-            self.tunnel_peer = None
         self.listener.closed(self)
         self.transport = None
 
@@ -155,9 +129,6 @@ class ClientConnection(ClientSide):
 
     def data_received(self, data: bytes) -> None:
         self.ctx.stats.bytes_in += len(data)
-        if self.tunnel is not None:
-            self.tunnel(data)
-            return
         if self.refused:
             return  # the connection is being closed after a refused request
         self.parsing = True
@@ -187,7 +158,7 @@ class ClientConnection(ClientSide):
         if exchange is None or self.error is not None:
             return
         exchange.upgrade_tail = data[offset:]
-        self.pause_reading("upgrade")
+        self.pause_reading(UPGRADE)
 
     # -- httptools callbacks -------------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -211,32 +182,20 @@ class ClientConnection(ClientSide):
         kind = self.ctx.request_table.get(name, MISS)
         if isinstance(kind, Miss):
             kind = classify(self.ctx.request_table, name)
+        head = exchange.head
         if kind is None:
-            exchange.head.headers.append((name, value))
+            head.headers.append((name, value))
         elif kind is H.HOST:
-            exchange.head.hosts += 1
-            exchange.head.host = value
-            exchange.head.headers.append((name, value))
+            head.hosts += 1
+            head.host = value
+            head.headers.append((name, value))
         elif kind is H.CONTENT_LENGTH:
-            exchange.head.content_length = int(value)  # llhttp has checked it is digits
-            exchange.head.headers.append((name, value))
-        elif kind is H.TRANSFER_ENCODING:
-            self._te.append(value)
-        elif kind is H.CONNECTION:
-            self._connection.append(value)
-        elif kind is H.UPGRADE:
-            self._upgrade_header = True
-            exchange.head.headers.append((name, value))  # dropped below unless an upgrade
-        elif kind is H.XFF:
-            self._xff.append(value)
-        elif kind is H.XFP:
-            self._xfp = value
-        elif kind is H.XFH:
-            self._xfh = value
-        elif kind is H.FORWARDED:
-            self._fwd.append(value)
+            head.content_length = int(value)  # llhttp has checked it is digits
+            head.headers.append((name, value))
         elif kind is H.EXPECT:
-            exchange.head.headers.append((name, value))
+            head.headers.append((name, value))
+        elif kind is not H.HOP and kind is not H.STRIP and not self.forwarding.take(kind, value):
+            head.headers.append((name, value))
         # H.HOP and H.STRIP: dropped
 
     def on_headers_complete(self) -> None:
@@ -244,108 +203,48 @@ class ClientConnection(ClientSide):
         assert exchange is not None
         self.in_head = False
         if self.error is not None:  # a request after a refused one: never forwarded
-            self._reset_head()
+            self.forwarding.reset()
             return
         parser = self.parser
         head = exchange.head
         head.method = parser.get_method()
         head.keep_alive = exchange.keep_alive = parser.should_keep_alive()
         version = parser.get_http_version()
-        http11 = version == "1.1"
-        exchange.head.http11 = http11
+        head.http11 = version == "1.1"
         settings = self.settings
-        if exchange.head.method == b"CONNECT":
-            self._refuse(responses.NOT_ALLOWED, 405, "malformed")
-        elif version not in ("1.0", "1.1") or (self._te and not http11):
-            # llhttp takes any digit.digit; and Transfer-Encoding means nothing in HTTP/1.0
-            self._refuse(responses.BAD_REQUEST, 400, "malformed")
-        elif not valid_target(exchange.head.method, exchange.head.url) or (
-            exchange.head.host is not None
-            and exchange.head.host != self._valid_host
-            and not valid_host(exchange.head.host)
-        ):
-            self._refuse(responses.BAD_REQUEST, 400, "malformed")
-        elif self.head_size > settings.max_header_size:
-            self._refuse(responses.HEADERS_TOO_LARGE, 431, "header_too_large")
-        elif exchange.head.hosts > 1 or (http11 and exchange.head.hosts == 0):
-            self._refuse(responses.MISSING_HOST, 400, "malformed")
-        elif settings.max_body_size and exchange.head.content_length > settings.max_body_size:
-            self._refuse(responses.TOO_LARGE, 413, "body_too_large")
+        host = head.host
+        host_ok = host is None or host == self._valid_host or valid_host(host)
+        te = bool(self.forwarding.te)
+        refused = refusal(head, version, te, host_ok, self.head_size, settings)
+        if refused is not None:
+            self._refuse(*refused)
         if self.error is not None:
-            self._reset_head()
+            self.forwarding.reset()
             return
-        self._valid_host = exchange.head.host  # the next request here likely repeats it
-        if not exchange.head.url.startswith(b"/") and exchange.head.url != b"*":
+        self._valid_host = host  # the next request here likely repeats it
+        if not head.url.startswith(b"/") and head.url != b"*":
             # Absolute-form (GET http://host/path): on in origin-form, with the target's
             # authority as Host, as RFC 9112 §3.2.2 asks of a proxy and nginx does, so the
             # upstream and X-Forwarded-Host cannot disagree on the host.
-            exchange.head.host, exchange.head.url = origin_form(exchange.head.url)
-            exchange.head.headers = [
-                (n, exchange.head.host if classify(self.ctx.request_table, n) is H.HOST else v)
-                for n, v in exchange.head.headers
+            head.host, head.url = origin_form(head.url)
+            table = self.ctx.request_table
+            head.headers = [
+                (n, head.host if classify(table, n) is H.HOST else v) for n, v in head.headers
             ]
-        _close, upgrade, others = connection_tokens(self._connection)
-        exchange.head.upgrade = upgrade and parser.should_upgrade()
-        exchange.head.chunked = is_chunked(self._te)
-        headers = exchange.head.headers
-        if others:  # headers the client named in Connection are hop-by-hop too
-            headers = [(n, v) for n, v in headers if n.lower() not in others]
-        if self._upgrade_header and not exchange.head.upgrade:
-            headers = [
-                (n, v) for n, v in headers if classify(self.ctx.request_table, n) is not H.UPGRADE
-            ]
-        exchange.forward(self._head(exchange, headers))
-        self._reset_head()
+        forwarding = self.forwarding
+        headers = forwarding.headers_to_pass(head, self.ctx.request_table, parser.should_upgrade())
+        assert self.transport is not None
+        sockname = self.transport.get_extra_info("sockname") if head.host is None else None
+        exchange.forward(
+            forwarding.request_head(head, headers, settings, self.trusted, self.subject, sockname)
+        )
+        forwarding.reset()
         self.cancel_timer()
         self.queue.append(exchange)
         if len(self.queue) == 1:
             exchange.start()
         else:
-            self.pause_reading("pipelined")
-
-    def _head(self, exchange: Exchange, headers: list[tuple[bytes, bytes]]) -> bytes:
-        settings = self.settings
-        parts = [exchange.head.method, b" ", exchange.head.url, b" HTTP/1.1\r\n"]
-        if exchange.head.host is None:
-            # HTTP/1.0 without Host, forwarded as HTTP/1.1, which requires one: the address
-            # the client reached, as a server names itself when a request does not.
-            assert self.transport is not None
-            parts.append(b"Host: " + authority(self.transport.get_extra_info("sockname")) + b"\r\n")
-        parts += [b"%s: %s\r\n" % pair for pair in headers]
-        peer = self.peer.encode()
-        if self.trusted and self._xff:
-            parts.append(b"X-Forwarded-For: " + b", ".join(self._xff) + b", " + peer + b"\r\n")
-        else:
-            parts.append(b"X-Forwarded-For: " + peer + b"\r\n")
-        proto = self._xfp if self.trusted and self._xfp else settings.scheme
-        parts.append(b"X-Forwarded-Proto: " + proto + b"\r\n")
-        host = self._xfh if self.trusted and self._xfh else exchange.head.host
-        if host:
-            parts.append(b"X-Forwarded-Host: " + host + b"\r\n")
-        if settings.forwarded:
-            node = b"for=" + forwarded_pair(self.peer) + b";proto=" + settings.scheme
-            if exchange.head.host:
-                node += b';host="' + exchange.head.host + b'"'
-            prior = b", ".join(self._fwd) + b", " if self.trusted and self._fwd else b""
-            parts.append(b"Forwarded: " + prior + node + b"\r\n")
-        if settings.via:
-            parts.append(b"Via: " + settings.via + b"\r\n")
-        if self.subject is not None:
-            parts.append(settings.client_subject_header + b": " + self.subject + b"\r\n")
-        if exchange.head.upgrade:
-            parts.append(b"Connection: upgrade\r\n")
-        elif exchange.head.chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        parts.append(b"\r\n")
-        return b"".join(parts)
-
-    def _reset_head(self) -> None:
-        self._connection = []
-        self._xff = []
-        self._xfp = self._xfh = None
-        self._fwd = []
-        self._te = []
-        self._upgrade_header = False
+            self.pause_reading(PIPELINED)
 
     def on_body(self, body: bytes) -> None:
         exchange = self.current
@@ -356,8 +255,7 @@ class ClientConnection(ClientSide):
         if limit and exchange.body_size > limit:
             self.ctx.stats.reject("body_too_large")
             self.refused = True
-            if self.transport is not None:
-                self.transport.pause_reading()
+            self.flow.pause(REFUSED)
             exchange.fail(responses.TOO_LARGE, 413)  # aborts instead if a response started
             return
         if exchange.head.chunked:
@@ -396,16 +294,14 @@ class ClientConnection(ClientSide):
             else Exchange(self.ctx, self, RequestHead(self.peer))
         )
         if exchange in self.queue:  # refused mid-body: its upstream part is dropped
-            if self.transport is not None:
-                self.transport.pause_reading()
+            self.flow.pause(REFUSED)
             exchange.fail(canned, status)
             return
         exchange.out.clear()
         exchange.canned, exchange.canned_status = canned, status
         self.current = None
         self.queue.append(exchange)
-        if self.transport is not None:
-            self.transport.pause_reading()
+        self.flow.pause(REFUSED)
         if len(self.queue) == 1:
             exchange.start()
 
@@ -466,10 +362,10 @@ class ClientConnection(ClientSide):
         self.ctx.stats.bytes_out += len(data)
         self.transport.write(data)
 
-    def answering(self, exchange: Exchange) -> bool:
+    def answering(self, exchange: Attempt) -> bool:
         return bool(self.queue) and self.queue[0] is exchange
 
-    def finished(self, exchange: Exchange) -> None:
+    def finished(self, exchange: Attempt) -> None:
         if self.queue and self.queue[0] is exchange:
             self.queue.popleft()
         if exchange.head.upgrade and exchange.status == 101:
@@ -479,65 +375,42 @@ class ClientConnection(ClientSide):
             self.flush()
             self.close()
             return
-        if self._paused_for:
-            self.resume_reading("pipelined")
-            self.resume_reading("upgrade")
+        self.resume_reading(PIPELINED | UPGRADE)
         if self.queue:
             self.queue[0].start()
         elif self.current is None:
             self._deadline(self.settings.keepalive_timeout, IDLE_WAIT)
 
     # -- flow control --------------------------------------------------------------------------
-    def pause_reading(self, reason: str) -> None:
-        if not self._paused_for and self.transport is not None:
-            self.transport.pause_reading()
-            if self.deadline_kind == BODY_WAIT:  # waiting on the upstream is not the client's fault
-                self.cancel_timer()
-        self._paused_for.add(reason)
+    def pause_reading(self, reason: int) -> None:
+        if self.flow.pause(reason) and self.deadline_kind == BODY_WAIT:
+            self.cancel_timer()  # waiting on the upstream is not the client's fault
 
-    def resume_reading(self, reason: str) -> None:
-        if reason in self._paused_for:
-            self._paused_for.discard(reason)
-            if not self._paused_for and self.transport is not None and not self.closing:
-                self.transport.resume_reading()
-                head = self.queue[0] if self.queue else None
-                if head is not None and not head.request_complete and head.body_size:
-                    self._deadline(self.settings.body_timeout, BODY_WAIT)
+    def resume_reading(self, reason: int) -> None:
+        if self.flow.resume(reason):
+            head = self.queue[0] if self.queue else None
+            if head is not None and not head.request_complete and head.body_size:
+                self._deadline(self.settings.body_timeout, BODY_WAIT)
 
-    def start_tunnel(self, conn: UpstreamConnection) -> asyncio.Transport | None:
-        upstream_transport = conn.transport
-        assert upstream_transport is not None
-
-        def to_upstream(data: bytes) -> None:
-            if not upstream_transport.is_closing():
-                upstream_transport.write(data)
-
-        self.tunnel = to_upstream
-        self.tunnel_peer = conn
+    def start_tunnel(self) -> asyncio.Transport | None:
+        self.tunnelled = True
         self.cancel_timer()
-        self.resume_reading("upgrade")
         return self.transport
 
-    def _feeding(self) -> UpstreamConnection | None:
-        """The upstream connection whose bytes this one writes: the tunnel's, or the one
-        answering the current request."""
-        if self.tunnel_peer is not None:
-            return self.tunnel_peer
-        return self.queue[0].conn if self.queue else None
-
+    # The client's write buffer holds back the upstream connection answering it.
     def pause_writing(self) -> None:
-        conn = self._feeding()
+        conn = self.queue[0].conn if self.queue else None
         if conn is not None:
-            conn.pause_reading()
+            conn.flow.pause(PEER_FULL)
 
     def resume_writing(self) -> None:
-        conn = self._feeding()
+        conn = self.queue[0].conn if self.queue else None
         if conn is not None:
-            conn.resume_reading()
+            conn.flow.resume(PEER_FULL)
 
     # -- closing -------------------------------------------------------------------------------
     def idle(self) -> bool:
-        return not self.queue and not self.in_head and self.tunnel is None
+        return not self.queue and not self.in_head and not self.tunnelled
 
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():

@@ -40,8 +40,14 @@ def start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
     log = tmp_path / "ambassador.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ambassador", "--admin-listen", f"127.0.0.1:{free_port()}"]
-            + list(args),
+            [
+                sys.executable,
+                "-m",
+                "ambassador",
+                "--admin-listen",
+                f"127.0.0.1:{free_port()}",
+                *args,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )

@@ -146,9 +146,9 @@ def test_missing_script_stops_startup(capsys: pytest.CaptureFixture[str]) -> Non
         pytest.param(("-is-cluster",), ["--is-cluster"], id="cluster"),
         pytest.param(("-is-tile38",), ["--is-tile38"], id="tile38"),
         pytest.param(
-            ("-tls-server-cert-file", "c", "-tls-server-key-file", "k"),
-            ["PLAIN HTTP"],
-            id="tls-server",
+            ("-basic-auth-username", "u", "-basic-auth-password", "p"),
+            ["over plain HTTP"],
+            id="basic-auth-without-tls",
         ),
         pytest.param(("-tls-server-min-version", "TLS1.3"), [], id="min-version-alone"),
     ],

@@ -4,14 +4,14 @@ ngx_http_upstream_least_conn_module.c) and consistent hashing."""
 from __future__ import annotations
 
 import random
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from balancer_reference import chash_owners, smooth_wrr
 from balancer_twins import Twins, fail, make_balancer, pick_names
 
 from ambassador.balancer import Balancer, HashRing, Peer, Tried
-from podkit.proxy.exchange import Exchange
+from podkit.proxy.head import RequestHead
 
 # -- least_conn -------------------------------------------------------------------------------
 
@@ -103,12 +103,14 @@ KEYS = [f"user-{i}".encode() for i in range(1000)]
 
 def hashed(weights: list[int]) -> tuple[Balancer, dict[str, Peer]]:
     balancer, peers = make_balancer(weights, method="hash")
-    balancer.hash_key = lambda exchange: cast(bytes, exchange)
+    balancer.hash_key = lambda head: head.header(b"x-key") or b""
     return balancer, peers
 
 
 def owner(balancer: Balancer, key: bytes, tried: Tried | None = None) -> str:
-    peer = balancer.pick(tried or Tried(), cast(Exchange, key))
+    head = RequestHead("10.0.0.1")
+    head.headers = [(b"X-Key", key)]
+    peer = balancer.pick(tried or Tried(), head)
     assert peer is not None
     return peer.name
 

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
-from podkit.proxy.upstream import UpstreamConnection
+from podkit.proxy.connection import UpstreamConnection
 
 
 class FakeTransport:
@@ -54,6 +54,12 @@ class FakeTransport:
     def can_write_eof(self) -> bool:
         return False
 
+    def set_protocol(self, protocol: asyncio.Protocol) -> None:
+        self.protocol = protocol  # a tunnel end takes the connection over
+
+    def get_protocol(self) -> asyncio.Protocol | None:
+        return self.protocol
+
 
 class FakeUpstream:
     """An Upstream whose connections are fake transports the test answers by hand; every
@@ -61,6 +67,7 @@ class FakeUpstream:
 
     def __init__(self, settings: ProxySettings, refuse: bool = False) -> None:
         self.conns: list[UpstreamConnection] = []
+        self.transports: list[FakeTransport] = []
         self.refuse = refuse
         self.real = Upstream("http://upstream.test:8080", settings, dialer=self._dial)
 
@@ -68,15 +75,17 @@ class FakeUpstream:
         if self.refuse:
             raise ConnectionRefusedError("connection refused")
         conn = UpstreamConnection(upstream)
-        conn.connection_made(FakeTransport(conn))  # type: ignore[arg-type]
+        transport = FakeTransport(conn)
+        conn.connection_made(transport)  # type: ignore[arg-type]
         self.conns.append(conn)
+        self.transports.append(transport)
         return conn
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
 
     def sent(self, index: int = -1) -> bytes:
-        return self.conns[index].transport.take()  # type: ignore[union-attr]
+        return self.transports[index].take()
 
 
 class Harness:
@@ -99,11 +108,15 @@ class Harness:
         self.client.connection_made(self.transport)  # type: ignore[arg-type]
 
     async def send(self, data: bytes) -> None:
-        self.client.data_received(data)
+        # Whichever protocol has the connection now: the client connection, or a tunnel end.
+        assert self.transport.protocol is not None
+        self.transport.protocol.data_received(data)
         await settle()
 
     async def reply(self, data: bytes, index: int = -1) -> None:
-        self.upstream.conns[index].data_received(data)
+        protocol = self.upstream.transports[index].protocol
+        assert protocol is not None
+        protocol.data_received(data)
         await settle()
 
     def received(self) -> bytes:

@@ -8,7 +8,8 @@ import socket
 import aiohttp
 from aiohttp import web
 
-from podkit.health import Health, add_health_routes
+from podkit.admin import add_health_routes
+from podkit.health import Health
 from podkit.lifecycle import serve_app
 
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from proxy_fakes import FakeTransport, Harness, settle
+from proxy_fakes import Harness, settle
 
 from podkit.proxy import ProxySettings
+from podkit.proxy.connection import head_end
 from podkit.proxy.headers import authority
-from podkit.proxy.upstream import head_end
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
@@ -262,15 +262,16 @@ async def test_a_tunnel_connection_never_goes_back_to_the_pool() -> None:
 
 async def test_tunnel_keeps_back_pressure_both_ways() -> None:
     h = await upgraded()
-    upstream = h.upstream.conns[-1].transport
-    assert isinstance(upstream, FakeTransport)
-    h.client.pause_writing()  # a slow client: stop reading what it cannot take yet
+    upstream = h.upstream.transports[-1]
+    client_end, upstream_end = h.transport.protocol, upstream.protocol
+    assert client_end is not None and upstream_end is not None
+    client_end.pause_writing()  # a slow client: stop reading what it cannot take yet
     assert upstream.paused
-    h.client.resume_writing()
+    client_end.resume_writing()
     assert not upstream.paused
-    h.upstream.conns[-1].pause_writing()  # a slow upstream: stop reading the client
+    upstream_end.pause_writing()  # a slow upstream: stop reading the client
     assert h.transport.paused
-    h.upstream.conns[-1].resume_writing()
+    upstream_end.resume_writing()
     assert not h.transport.paused
 
 
@@ -310,8 +311,7 @@ def test_head_end(before: bytes, data: bytes, end: int) -> None:
 
 async def test_tunnel_closed_by_the_client_closes_the_upstream_side() -> None:
     h = await upgraded()
-    upstream = h.upstream.conns[-1].transport
-    assert upstream is not None
+    upstream = h.upstream.transports[-1]
     h.transport.close()
     await settle()
     assert upstream.is_closing()
@@ -322,7 +322,7 @@ async def test_tunnel_closed_by_the_client_closes_the_upstream_side() -> None:
 async def test_tunnel_closed_by_the_upstream_closes_the_client_side() -> None:
     h = await upgraded()
     await h.reply(b"bye")
-    h.upstream.conns[-1].transport.close()  # type: ignore[union-attr]
+    h.upstream.transports[-1].close()
     await settle()
     assert h.received() == b"bye" and h.transport.is_closing()
 
