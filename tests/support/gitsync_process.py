@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from support.gitsync_servers import HttpGitServer, SshGitServer
-from support.processes import free_port, http_get, wait_for
+from support.processes import free_port, http_get, stop_process, wait_for
 
 
 @dataclass
@@ -59,15 +59,7 @@ class GitSync:
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
 
     def wait_exit(self, timeout: float = 30) -> int:
         assert self.proc is not None

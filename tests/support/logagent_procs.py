@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.processes import free_port, http_get, wait_for
+from support.processes import free_port, http_get, stop_process, wait_for
 
 SEQ = re.compile(rb"seq=(\d+)")
 
@@ -195,15 +195,7 @@ class Agent:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise
-        return self.proc.returncode
+        return stop_process(self.proc, sig, timeout)
 
 
 # ---- rsyslog as the receiver ----------------------------------------------------------------
