@@ -39,6 +39,7 @@ HOT_PATH = [
     "podkit/proxy/tunnel.py",
     "podkit/proxy/attempt.py",
     "podkit/proxy/exchange.py",
+    "podkit/proxy/intake.py",
     "podkit/proxy/downstream.py",
     "podkit/proxy/server.py",
     "ambassador/balancer.py",

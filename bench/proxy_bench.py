@@ -510,6 +510,7 @@ def main() -> None:
 
         scheme = "https" if tls else "http"
         runs: list[Run] = []
+        rss_first: dict[str, int] = {}  # after each proxy's first round: pools and caches warm
         for rnd in range(args.rounds):
             order = chosen[rnd % len(chosen) :] + chosen[: rnd % len(chosen)]
             line = []
@@ -519,6 +520,8 @@ def main() -> None:
                 rps, p99, total, errors = parse_wrk(wrk(url, args.connections, args.duration))
                 procs[name].check_alive()
                 runs.append(Run(rnd + 1, position, name, rps, p99, total, errors))
+                if rnd == 0:
+                    rss_first[name] = procs[name].rss_kib()
                 flag = f" ERRORS {errors}" if errors else ""
                 line.append(f"{name} {rps:.0f} req/s p99 {p99:.2f} ms{flag}")
             print(f"round {rnd + 1}/{args.rounds}: " + " | ".join(line), file=sys.stderr)
@@ -556,12 +559,24 @@ def main() -> None:
             summary[name][f"p99_vs_{peer}"] = statistics.median(r_p99) if r_p99 else None
         print("| " + " | ".join(cells) + " |")
 
-    print(f"\n| proxy | RSS after the runs | RSS with {args.idle} idle connections |")
-    print("|---|---:|---:|")
+    # Growth: RSS after the last round against after the first, over the requests served in
+    # between (wrk's counts; warm-ups not counted), so a leak shows as growth per request.
+    print(
+        "\n| proxy | RSS after round 1 | RSS after the runs | growth | over requests "
+        f"| RSS with {args.idle} idle connections |"
+    )
+    print("|---|---:|---:|---:|---:|---:|")
+    growth: dict[str, dict[str, int]] = {}
     for name in chosen:
         kib, held = rss_idle[name]
         note = "" if held == args.idle else f" (only {held} held)"
-        print(f"| {name} | {rss_after[name] / 1024:.1f} MiB | {kib / 1024:.1f} MiB{note} |")
+        served = sum(r.requests for r in runs if r.proxy == name and r.round > 1)
+        delta = rss_after[name] - rss_first[name]
+        growth[name] = {"kib": delta, "requests": served}
+        print(
+            f"| {name} | {rss_first[name] / 1024:.1f} MiB | {rss_after[name] / 1024:.1f} MiB "
+            f"| {delta / 1024:+.1f} MiB | {served:,} | {kib / 1024:.1f} MiB{note} |"
+        )
     bad = [r for r in runs if r.errors]
     if bad:
         print(f"\n{len(bad)} runs had errors: " + "; ".join(f"{r.proxy} {r.errors}" for r in bad))
@@ -582,6 +597,7 @@ def main() -> None:
                         n: {"after_runs": rss_after[n], "idle": rss_idle[n][0]} for n in chosen
                     },
                     "idle_connections": {n: rss_idle[n][1] for n in chosen},
+                    "rss_growth_after_round_1": growth,
                 },
                 indent=2,
             )

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from podkit.health import Health
 from podkit.lifecycle import install_fast_loop
+from podkit.memory import trim_forever
 from podkit.workers import WorkerFailure, Workers, report_forever
 
 log = logging.getLogger(__name__)
@@ -95,9 +96,11 @@ async def serve(app: ProxyApp, stop: asyncio.Event | None = None) -> int:
 
     health = Health(check=ready)
     closers = await app.start_admin(health, reports)
+    trimmer = asyncio.ensure_future(trim_forever())
     health.ready = True
     log.info("%s", app.describe())
     await stop.wait()
+    trimmer.cancel()
     health.ready = False  # unready at once; then stop accepting and drain
     log.info("shutting down: draining for up to %.0fs", app.drain_timeout)
     await serving.drain()
@@ -119,7 +122,9 @@ def worker_main(app: ProxyApp) -> Callable[[int, int], int]:
             on_signals(stop, serving.reload, exit_now)
             await serving.start(reuse_port=True)
             reporter = asyncio.ensure_future(report_forever(report_fd, serving.report))
+            trimmer = asyncio.ensure_future(trim_forever())
             await stop.wait()
+            trimmer.cancel()
             await serving.drain()
             reporter.cancel()
 

@@ -4,8 +4,9 @@ asyncio Protocols with httptools (llhttp) parsing, uvloop when installed. The se
 the engine and a service is one callable, `Pick`, that chooses the upstream for a request
 head; everything else is plain configuration (`ProxySettings`).
 
-Imports point one way: server → downstream → exchange → upstream; each callee declares the
-small base class it calls back through (Listener, ClientSide, ResponseSink).
+Imports point one way: server → downstream → intake → attempt/exchange → connection/upstream;
+each callee declares the small base class it calls back through (Listener, RequestIntake's
+connection hooks, ClientSide, ResponseSink).
 """
 
 from podkit.proxy.context import Pick

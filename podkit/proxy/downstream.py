@@ -1,30 +1,22 @@
-"""The client side: one asyncio Protocol per client connection, parsing requests with
-httptools and answering them in order (pipelined requests queue behind the first)."""
+"""The client side: one asyncio Protocol per client connection. Its reading side
+(podkit.proxy.intake) turns bytes into requests; here the connection around it: answers
+written in order (pipelined requests queue behind the first), flow control, deadlines,
+closing."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from time import monotonic
 from typing import cast
 
-import httptools
-
 from podkit.proxy import responses
-from podkit.proxy.attempt import Attempt, ClientSide
-from podkit.proxy.checks import refusal
+from podkit.proxy.attempt import Attempt
 from podkit.proxy.context import Context
-from podkit.proxy.exchange import Exchange
-from podkit.proxy.flow import PEER_FULL, PIPELINED, REFUSED, UPGRADE, Flow
-from podkit.proxy.forwarding import Forwarding
-from podkit.proxy.head import RequestHead
-from podkit.proxy.headers import MISS, H, Miss, classify, origin_form, valid_host
+from podkit.proxy.flow import PEER_FULL, PIPELINED, UPGRADE
+from podkit.proxy.intake import BODY_WAIT, HEAD_WAIT, IDLE_WAIT, NO_WAIT, RequestIntake
 
 log = logging.getLogger(__name__)
-
-# What the connection is waiting for, when its deadline runs out.
-NO_WAIT, HEAD_WAIT, BODY_WAIT, IDLE_WAIT = range(4)
 
 
 class Listener:
@@ -40,66 +32,21 @@ class Listener:
         raise NotImplementedError
 
 
-class ClientConnection(ClientSide):
+class ClientConnection(RequestIntake):
     """The asyncio protocol of one client connection."""
 
     # Slots: a thousand idle connections should cost little more than their sockets.
-    __slots__ = (
-        "_valid_host",
-        "closed",
-        "closing",
-        "ctx",
-        "current",
-        "deadline",
-        "deadline_kind",
-        "error",
-        "flow",
-        "forwarding",
-        "head_size",
-        "http11",
-        "in_head",
-        "listener",
-        "parser",
-        "parsing",
-        "peer",
-        "queue",
-        "refused",
-        "settings",
-        "subject",
-        "transport",
-        "trusted",
-        "tunnelled",
-        "wbuf",
-    )
+    __slots__ = ("closed", "closing", "deadline", "deadline_kind", "listener", "tunnelled", "wbuf")
 
     def __init__(self, ctx: Context, listener: Listener) -> None:
-        # -- per connection ------------------------------------------------------------------
-        self.ctx = ctx
+        super().__init__(ctx)
         self.listener = listener
-        self.settings = ctx.settings
-        self.transport: asyncio.Transport | None = None
-        self.parser = httptools.HttpRequestParser(self)
-        self.peer = ""
-        self.trusted = False
-        self.subject: bytes | None = None  # verified client certificate subject (mTLS)
-        self.queue: deque[Exchange] = deque()  # queue[0] is being answered
         self.wbuf: list[bytes] = []
         self.closing = False  # close once the current response is written
         self.closed = False
-        self.parsing = False  # inside feed_data: nothing goes upstream until it returns
-        self.http11 = True
         self.tunnelled = False  # after a 101: a tunnel end has taken the transport over
-        self.flow = Flow()
         self.deadline = 0.0  # when the current wait (head, body, idle) runs out; 0: none
         self.deadline_kind = NO_WAIT
-        # -- per request being parsed --------------------------------------------------------
-        self.current: Exchange | None = None
-        self.in_head = False
-        self.head_size = 0
-        self.error: tuple[bytes, int, str] | None = None  # a refusal still to be sent
-        self.refused = False  # a request was refused: read nothing more
-        self.forwarding = Forwarding()
-        self._valid_host: bytes | None = None
 
     # -- connection events ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -131,179 +78,10 @@ class ClientConnection(ClientSide):
         self.ctx.stats.bytes_in += len(data)
         if self.refused:
             return  # the connection is being closed after a refused request
-        self.parsing = True
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade as upgrade:
-            self._upgrade_requested(data, upgrade.args[0] if upgrade.args else len(data))
-        except httptools.HttpParserError as exc:
-            if self.error is None:
-                self.ctx.stats.reject("malformed")
-                log.warning("%s: malformed request: %s", self.peer, exc)
-                self._refuse(responses.BAD_REQUEST, 400, "malformed")
-        self.parsing = False
-        if self.error is not None and not self.refused:
-            self._refuse_now()
-        elif self.in_head and not self.refused:
-            self.head_size += len(data)
-            if self.head_size > self.settings.max_header_size:
-                self._refuse(responses.HEADERS_TOO_LARGE, 431, "header_too_large")
-                self._refuse_now()
+        self.feed(data)
         if self.queue:
             self.queue[0].push()
         self.flush()
-
-    def _upgrade_requested(self, data: bytes, offset: int) -> None:
-        exchange = self.queue[-1] if self.queue else None
-        if exchange is None or self.error is not None:
-            return
-        exchange.upgrade_tail = data[offset:]
-        self.pause_reading(UPGRADE)
-
-    # -- httptools callbacks -------------------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self.current = Exchange(self.ctx, self, RequestHead(self.peer))
-        self.in_head = True
-        self.head_size = 0
-        if not self.queue:
-            self._deadline(self.settings.header_timeout, HEAD_WAIT)
-
-    def on_url(self, url: bytes) -> None:
-        assert self.current is not None
-        self.current.head.url += url
-        self.head_size += len(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        exchange = self.current
-        assert exchange is not None
-        if not self.in_head:
-            return  # a chunked body's trailer fields: dropped, as nginx drops them
-        self.head_size += len(name) + len(value) + 4
-        kind = self.ctx.request_table.get(name, MISS)
-        if isinstance(kind, Miss):
-            kind = classify(self.ctx.request_table, name)
-        head = exchange.head
-        if kind is None:
-            head.headers.append((name, value))
-        elif kind is H.HOST:
-            head.hosts += 1
-            head.host = value
-            head.headers.append((name, value))
-        elif kind is H.CONTENT_LENGTH:
-            head.content_length = int(value)  # llhttp has checked it is digits
-            head.headers.append((name, value))
-        elif kind is H.EXPECT:
-            head.headers.append((name, value))
-        elif kind is not H.HOP and kind is not H.STRIP and not self.forwarding.take(kind, value):
-            head.headers.append((name, value))
-        # H.HOP and H.STRIP: dropped
-
-    def on_headers_complete(self) -> None:
-        exchange = self.current
-        assert exchange is not None
-        self.in_head = False
-        if self.error is not None:  # a request after a refused one: never forwarded
-            self.forwarding.reset()
-            return
-        parser = self.parser
-        head = exchange.head
-        head.method = parser.get_method()
-        head.keep_alive = exchange.keep_alive = parser.should_keep_alive()
-        version = parser.get_http_version()
-        head.http11 = version == "1.1"
-        settings = self.settings
-        host = head.host
-        host_ok = host is None or host == self._valid_host or valid_host(host)
-        te = bool(self.forwarding.te)
-        refused = refusal(head, version, te, host_ok, self.head_size, settings)
-        if refused is not None:
-            self._refuse(*refused)
-        if self.error is not None:
-            self.forwarding.reset()
-            return
-        self._valid_host = host  # the next request here likely repeats it
-        if not head.url.startswith(b"/") and head.url != b"*":
-            # Absolute-form (GET http://host/path): on in origin-form, with the target's
-            # authority as Host, as RFC 9112 §3.2.2 asks of a proxy and nginx does, so the
-            # upstream and X-Forwarded-Host cannot disagree on the host.
-            head.host, head.url = origin_form(head.url)
-            table = self.ctx.request_table
-            head.headers = [
-                (n, head.host if classify(table, n) is H.HOST else v) for n, v in head.headers
-            ]
-        forwarding = self.forwarding
-        headers = forwarding.headers_to_pass(head, self.ctx.request_table, parser.should_upgrade())
-        assert self.transport is not None
-        sockname = self.transport.get_extra_info("sockname") if head.host is None else None
-        exchange.forward(
-            forwarding.request_head(head, headers, settings, self.trusted, self.subject, sockname)
-        )
-        forwarding.reset()
-        self.cancel_timer()
-        self.queue.append(exchange)
-        if len(self.queue) == 1:
-            exchange.start()
-        else:
-            self.pause_reading(PIPELINED)
-
-    def on_body(self, body: bytes) -> None:
-        exchange = self.current
-        if exchange is None or self.error is not None or self.refused or exchange not in self.queue:
-            return
-        exchange.body_size += len(body)
-        limit = self.settings.max_body_size
-        if limit and exchange.body_size > limit:
-            self.ctx.stats.reject("body_too_large")
-            self.refused = True
-            self.flow.pause(REFUSED)
-            exchange.fail(responses.TOO_LARGE, 413)  # aborts instead if a response started
-            return
-        if exchange.head.chunked:
-            exchange.forward(b"%x\r\n%s\r\n" % (len(body), body))
-        else:
-            exchange.forward(body)
-        if not exchange.request_complete and exchange is self.queue[0]:
-            self._deadline(self.settings.body_timeout, BODY_WAIT)
-
-    def on_message_complete(self) -> None:
-        exchange = self.current
-        if exchange is None or self.error is not None or self.refused or exchange not in self.queue:
-            return
-        if exchange.head.chunked:
-            exchange.forward(b"0\r\n\r\n")
-        exchange.request_complete = True
-        self.current = None
-        if self.deadline and exchange is self.queue[0]:
-            self.cancel_timer()
-
-    # -- refusing a request --------------------------------------------------------------------
-    def _refuse(self, canned: bytes, status: int, reason: str) -> None:
-        if self.error is None:
-            self.error = (canned, status, reason)
-            if reason != "malformed":
-                self.ctx.stats.reject(reason)
-
-    def _refuse_now(self) -> None:
-        """Queue the refusal behind any exchange still being answered, then close."""
-        assert self.error is not None
-        canned, status, _ = self.error
-        self.refused = True
-        exchange = (
-            self.current
-            if self.current is not None
-            else Exchange(self.ctx, self, RequestHead(self.peer))
-        )
-        if exchange in self.queue:  # refused mid-body: its upstream part is dropped
-            self.flow.pause(REFUSED)
-            exchange.fail(canned, status)
-            return
-        exchange.out.clear()
-        exchange.canned, exchange.canned_status = canned, status
-        self.current = None
-        self.queue.append(exchange)
-        self.flow.pause(REFUSED)
-        if len(self.queue) == 1:
-            exchange.start()
 
     # -- timers --------------------------------------------------------------------------------
     # Deadlines, not timers: a handle per request costs more than the request's whole budget.

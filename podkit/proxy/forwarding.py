@@ -17,6 +17,7 @@ from podkit.proxy.headers import (
     connection_tokens,
     forwarded_pair,
     is_chunked,
+    origin_form,
 )
 from podkit.proxy.settings import ProxySettings
 
@@ -46,6 +47,28 @@ class Forwarding:
         self.te = []
         self.upgrade_header = False
 
+    def add(
+        self, table: dict[bytes, H | None], head: RequestHead, name: bytes, value: bytes
+    ) -> None:
+        """One parsed header: onto the head as it came, kept aside here, or dropped."""
+        kind = table.get(name, MISS)
+        if isinstance(kind, Miss):
+            kind = classify(table, name)
+        if kind is None:
+            head.headers.append((name, value))
+        elif kind is H.HOST:
+            head.hosts += 1
+            head.host = value
+            head.headers.append((name, value))
+        elif kind is H.CONTENT_LENGTH:
+            head.content_length = int(value)  # llhttp has checked it is digits
+            head.headers.append((name, value))
+        elif kind is H.EXPECT:
+            head.headers.append((name, value))
+        elif kind is not H.HOP and kind is not H.STRIP and not self.take(kind, value):
+            head.headers.append((name, value))
+        # H.HOP and H.STRIP: dropped
+
     def take(self, kind: H, value: bytes) -> bool:
         """Keep a header of this kind aside; False when it is passed on as it came."""
         if kind is H.TRANSFER_ENCODING:
@@ -70,7 +93,16 @@ class Forwarding:
     def headers_to_pass(
         self, head: RequestHead, table: dict[bytes, H | None], can_upgrade: bool
     ) -> Headers:
-        """Settles the head's upgrade and framing; the headers that go on as they came."""
+        """Settles the head's target, upgrade and framing; the headers that go on as they
+        came."""
+        if not head.url.startswith(b"/") and head.url != b"*":
+            # Absolute-form (GET http://host/path): on in origin-form, with the target's
+            # authority as Host, as RFC 9112 §3.2.2 asks of a proxy and nginx does, so the
+            # upstream and X-Forwarded-Host cannot disagree on the host.
+            head.host, head.url = origin_form(head.url)
+            head.headers = [
+                (n, head.host if classify(table, n) is H.HOST else v) for n, v in head.headers
+            ]
         _close, upgrade, others = connection_tokens(self.connection)
         head.upgrade = upgrade and can_upgrade
         head.chunked = is_chunked(self.te)
