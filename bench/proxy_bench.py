@@ -344,6 +344,9 @@ def tls_summary(port: int) -> str:
             return f"{s.version()} {s.cipher()[0]}"  # type: ignore[index]
 
 
+IDLE_HOLD = 12.0  # seconds the idle connections are held before RSS is read
+
+
 async def _rss_with_idle(proc: Proc, port: int, tls: bool, n: int) -> tuple[int, int]:
     ctx = client_context() if tls else None
     gate = asyncio.Semaphore(50)  # below every proxy's listen backlog
@@ -362,7 +365,9 @@ async def _rss_with_idle(proc: Proc, port: int, tls: bool, n: int) -> tuple[int,
 
     try:
         results = await asyncio.gather(*(one() for _ in range(n)), return_exceptions=True)
-        await asyncio.sleep(1.0)  # let the proxy settle
+        # Steady state of holding them, every keep-alive timeout being 75 s: past one of
+        # podkit.memory's 10 s trims, the freed TLS buffers' pages given back.
+        await asyncio.sleep(IDLE_HOLD)
         return proc.rss_kib(), sum(r is None for r in results)
     finally:
         for w in writers:
@@ -371,7 +376,8 @@ async def _rss_with_idle(proc: Proc, port: int, tls: bool, n: int) -> tuple[int,
 
 
 def rss_with_idle(proc: Proc, port: int, tls: bool, n: int) -> tuple[int, int]:
-    """RSS (KiB) while `n` kept-alive connections, one request done on each, sit idle."""
+    """RSS (KiB) while `n` kept-alive connections, one request done on each, have sat idle
+    for IDLE_HOLD seconds."""
     return asyncio.run(_rss_with_idle(proc, port, tls, n))
 
 
