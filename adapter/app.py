@@ -13,10 +13,14 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
+from redis.exceptions import ResponseError
 
 from adapter import auth
-from adapter.config import AdapterConfig, parse_redis_addr
+from adapter.cluster import discovery_document
+from adapter.config import AdapterConfig
+from adapter.connection import classify
 from adapter.exposition import CONTENT_TYPE
+from adapter.flag_values import parse_redis_addr
 from adapter.scraper import Scraper
 from podkit.admin import add_health_routes
 from podkit.health import Health
@@ -122,6 +126,33 @@ async def scrape(request: web.Request) -> web.Response:
     return metrics_response(request, await scraper.scrape(scrape_budget(request)))
 
 
+async def discover_cluster_nodes(request: web.Request) -> web.Response:
+    """redis_exporter's http_sd endpoint: every node of the cluster --redis-addr is in, as
+    Prometheus targets for /scrape. Its statuses and messages are redis_exporter's too."""
+    scraper = request.app[TARGETS].default
+    if not scraper.config.is_cluster:
+        return _plain_error(400, "The discovery endpoint is only available on a redis cluster")
+    try:
+        nodes = await scraper.cluster_nodes()
+    except ResponseError as exc:
+        return _plain_error(500, f"Failed to fetch cluster nodes: {exc}")
+    except Exception as exc:  # unreachable, refused, timed out: said, never a traceback
+        error = classify(exc)
+        log.error("/discover-cluster-nodes: %s: %s", scraper.link.shown, error)
+        return _plain_error(500, f"Couldn't connect to redis cluster: {error}")
+    body = discovery_document(nodes, scraper.config.redis_addr)
+    return web.Response(body=body, content_type="application/json")
+
+
+def _plain_error(status: int, message: str) -> web.Response:
+    # As Go's http.Error: the text and a newline, text/plain, nosniff.
+    return web.Response(
+        status=status,
+        text=message + "\n",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
+
+
 async def health(_request: web.Request) -> web.Response:
     return web.Response(text="ok")  # redis_exporter's /health
 
@@ -155,6 +186,7 @@ def create_app(config: AdapterConfig, health_state: Health | None = None) -> web
     app.router.add_get(config.web_telemetry_path, metrics)
     app.router.add_get("/scrape", scrape)
     app.router.add_get("/health", health)
+    app.router.add_get("/discover-cluster-nodes", discover_cluster_nodes)
     app.router.add_get("/", index_handler(config))
     add_health_routes(app, app[HEALTH])
     return app

@@ -1,25 +1,24 @@
-"""The adapter's options: redis_exporter's flags and environment variables, declared once."""
+"""The adapter's options: redis_exporter's flags and environment variables, declared once.
+
+This module holds the Redis side (what to scrape and how); WebConfig (web_config.py) the HTTP
+side; flag_values.py the parsers both use.
+"""
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from adapter.keys import KeySpec, parse_key_specs
-from adapter.tls import RELOAD_INTERVAL, parse_tls_version
-from podkit import logs
-from podkit.lifecycle import DEFAULT_SHUTDOWN_TIMEOUT
-from podkit.options import (
-    OptionError,
-    describe,
-    option,
-    parse_bool,
-    parse_duration,
-    parse_host_port,
+from adapter.flag_values import (
+    parse_csv,
+    parse_list,
+    parse_namespace,
+    parse_redis_addr,
 )
+from adapter.keys import KeySpec, parse_key_specs
+from adapter.web_config import WebConfig
+from podkit.options import OptionError, describe, option, parse_bool, parse_duration
 
 PROG = "adapter"
 DESCRIPTION = (
@@ -27,56 +26,11 @@ DESCRIPTION = (
     "Flags and environment variables follow redis_exporter's."
 )
 
-
-def parse_redis_addr(text: str) -> str:
-    """A Redis URL; a bare host:port (redis_exporter accepts one) becomes redis://host:port."""
-    value = text.strip()
-    if "://" not in value:
-        if not value or ":" not in value:
-            raise OptionError(
-                f"expected redis://host:port, rediss://host:port or unix:///path, got {text!r}"
-            )
-        value = "redis://" + value
-    scheme = value.split("://", 1)[0].lower()
-    if scheme not in ("redis", "rediss", "unix"):
-        raise OptionError(f"unsupported scheme {scheme!r}: use redis://, rediss:// or unix://")
-    try:
-        urlsplit(value).port  # noqa: B018 - raises for an unclosed [v6 or a port out of range
-    except ValueError as exc:  # the URL itself is not repeated: it may hold a password
-        raise OptionError(f"invalid {scheme}:// address: {exc}") from None
-    return value
-
-
-def parse_path(text: str) -> str:
-    value = text.strip()
-    if not value.startswith("/"):
-        raise OptionError(f"expected a path starting with '/', got {text!r}")
-    return value
-
-
-def parse_list(text: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in text.split(",") if part.strip())
-
-
-def parse_csv(text: str) -> tuple[str, ...]:
-    """One CSV record, as redis_exporter reads --check-key-groups (a pattern may be quoted
-    to hold a comma); empty fields dropped."""
-    try:
-        (record,) = list(csv.reader([text])) or [[]]
-    except (csv.Error, ValueError) as exc:
-        raise OptionError(f"expected comma-separated Lua patterns: {exc}") from None
-    return tuple(field.strip() for field in record if field.strip())
-
-
-def parse_namespace(text: str) -> str:
-    value = text.strip()
-    if not value or not all(c.isalnum() or c == "_" for c in value) or value[0].isdigit():
-        raise OptionError(f"a metric namespace is letters, digits and '_', got {text!r}")
-    return value
+__all__ = ["DESCRIPTION", "PROG", "AdapterConfig", "parse_redis_addr"]
 
 
 @dataclass(frozen=True)
-class AdapterConfig:
+class AdapterConfig(WebConfig):
     redis_addr: str = option(
         "redis://localhost:6379",
         env="REDIS_ADDR",
@@ -109,21 +63,6 @@ class AdapterConfig:
         parse=parse_namespace,
         aliases=("-namespace",),
         help="prefix of every metric name",
-    )
-    web_listen_address: tuple[str, int] = option(
-        ("0.0.0.0", 9121),
-        env="REDIS_EXPORTER_WEB_LISTEN_ADDRESS",
-        parse=parse_host_port(),
-        aliases=("-web.listen-address", "--web.listen-address"),
-        metavar="HOST:PORT",
-        help="address to serve metrics on",
-    )
-    web_telemetry_path: str = option(
-        "/metrics",
-        env="REDIS_EXPORTER_WEB_TELEMETRY_PATH",
-        parse=parse_path,
-        aliases=("-web.telemetry-path", "--web.telemetry-path"),
-        help="path under which to expose metrics",
     )
     check_keys: tuple[KeySpec, ...] = option(
         (),
@@ -233,7 +172,8 @@ class AdapterConfig:
         env="REDIS_EXPORTER_IS_CLUSTER",
         parse=parse_bool,
         aliases=("-is-cluster",),
-        help="accepted; not yet supported: key checks run on the configured node only",
+        help="the target is a Redis Cluster node: --check-keys/--check-single-keys run on "
+        "the masters that own the keys, and /discover-cluster-nodes lists the cluster's nodes",
     )
     is_tile38: bool = option(
         False,
@@ -242,50 +182,13 @@ class AdapterConfig:
         aliases=("-is-tile38",),
         help="accepted and ignored with a warning: Tile38 is not Redis",
     )
-    tls_server_cert_file: str = option(
-        "",
-        env="REDIS_EXPORTER_TLS_SERVER_CERT_FILE",
-        aliases=("-tls-server-cert-file",),
-        help="certificate (PEM) for TLS on the metrics port, with --tls-server-key-file; "
-        "reloaded when the file changes",
-    )
-    tls_server_key_file: str = option(
-        "",
-        env="REDIS_EXPORTER_TLS_SERVER_KEY_FILE",
-        aliases=("-tls-server-key-file",),
-        help="private key (PEM) of --tls-server-cert-file",
-    )
-    tls_server_ca_cert_file: str = option(
-        "",
-        env="REDIS_EXPORTER_TLS_SERVER_CA_CERT_FILE",
-        aliases=("-tls-server-ca-cert-file",),
-        help="CA bundle (PEM): scrapers must present a client certificate it signed",
-    )
-    tls_server_min_version: str = option(
-        "TLS1.2",
-        env="REDIS_EXPORTER_TLS_SERVER_MIN_VERSION",
-        parse=parse_tls_version,
-        aliases=("-tls-server-min-version",),
-        help="lowest TLS version the metrics port accepts: TLS1.0, TLS1.1, TLS1.2 or TLS1.3",
-    )
-    tls_server_cert_check_interval: float = option(
-        RELOAD_INTERVAL,
-        env="REDIS_EXPORTER_TLS_SERVER_CERT_CHECK_INTERVAL",
-        parse=parse_duration,
-        help="how often the --tls-server-* files are checked for changes",
-    )
-    basic_auth_username: str = option(
-        "",
-        env="REDIS_EXPORTER_BASIC_AUTH_USERNAME",
-        aliases=("-basic-auth-username",),
-        help="user name scrapers must send (HTTP basic auth), with --basic-auth-password",
-    )
-    basic_auth_password: str = option(
-        "",
-        env="REDIS_EXPORTER_BASIC_AUTH_PASSWORD",
-        secret=True,
-        aliases=("-basic-auth-password",),
-        help="password scrapers must send (HTTP basic auth), with --basic-auth-username",
+    exclude_latency_histogram_metrics: bool = option(
+        True,
+        env="REDIS_EXPORTER_EXCLUDE_LATENCY_HISTOGRAM_METRICS",
+        parse=parse_bool,
+        aliases=("-exclude-latency-histogram-metrics",),
+        help="leave out commands_latencies_usec (Redis 7's LATENCY HISTOGRAM); set false to "
+        "export it, as redis_exporter releases after 1.45 do by default",
     )
     connection_timeout: float = option(
         15.0,
@@ -346,66 +249,17 @@ class AdapterConfig:
         aliases=("-skip-tls-verification",),
         help="do not verify Redis' TLS certificate",
     )
-    scrape_allow: tuple[str, ...] = option(
-        (),
-        env="REDIS_EXPORTER_SCRAPE_ALLOW",
-        parse=parse_list,
-        help="comma-separated shell patterns of targets /scrape may reach "
-        "(e.g. redis://redis-*:6379); empty: only --redis-addr",
-    )
-    log_format: logs.LogFormat = option(
-        "text",
-        env="REDIS_EXPORTER_LOG_FORMAT",
-        parse=logs.parse_format,
-        aliases=("-log-format",),
-        help="log format: text (redis_exporter's 'txt') or json",
-    )
-    log_level: str = option(
-        "info",
-        env="REDIS_EXPORTER_LOG_LEVEL",
-        parse=logs.parse_level,
-        help="log level: debug, info, warning or error",
-    )
-    debug: bool = option(
-        False,
-        env="REDIS_EXPORTER_DEBUG",
-        parse=parse_bool,
-        aliases=("-debug",),
-        help="debug logging (same as --log-level debug)",
-    )
-    shutdown_timeout: float = option(
-        DEFAULT_SHUTDOWN_TIMEOUT,
-        env="REDIS_EXPORTER_SHUTDOWN_TIMEOUT",
-        parse=parse_duration,
-        help="how long in-flight scrapes may finish after SIGTERM",
-    )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if bool(self.tls_client_key_file) != bool(self.tls_client_cert_file):
             raise OptionError(
                 "--tls-client-key-file and --tls-client-cert-file go together: set both or neither"
-            )
-        if bool(self.tls_server_cert_file) != bool(self.tls_server_key_file):
-            raise OptionError(
-                "--tls-server-cert-file and --tls-server-key-file go together: "
-                "set both (TLS on the metrics port) or neither"
-            )
-        if self.tls_server_ca_cert_file and not self.tls_server_cert_file:
-            raise OptionError(
-                "--tls-server-ca-cert-file needs --tls-server-cert-file and "
-                "--tls-server-key-file: client certificates are checked only over TLS"
-            )
-        if bool(self.basic_auth_username) != bool(self.basic_auth_password):
-            raise OptionError(
-                "--basic-auth-username and --basic-auth-password go together: set both or neither"
             )
         for name in (
             "tls_client_key_file",
             "tls_client_cert_file",
             "tls_ca_cert_file",
-            "tls_server_cert_file",
-            "tls_server_key_file",
-            "tls_server_ca_cert_file",
             "redis_password_file",
         ):
             path = getattr(self, name)
@@ -422,26 +276,12 @@ class AdapterConfig:
     def warnings(self) -> list[str]:
         """One line for each redis_exporter option that is accepted but does nothing here."""
         said = []
-        if self.is_cluster:
-            said.append(
-                "--is-cluster (REDIS_EXPORTER_IS_CLUSTER) is not supported yet: the adapter "
-                "scrapes the configured node only, and key checks see that node's keys"
-            )
         if self.is_tile38:
             said.append(
                 "--is-tile38 (REDIS_EXPORTER_IS_TILE38) is ignored: the adapter exports Redis "
                 "metrics only, no Tile38 SERVER stats"
             )
-        if self.basic_auth_username and not self.tls_server_cert_file:
-            said.append(
-                "--basic-auth-username/--basic-auth-password without --tls-server-cert-file: "
-                "scrapers send the password over plain HTTP"
-            )
-        return said
-
-    @property
-    def effective_log_level(self) -> str:
-        return "debug" if self.debug else self.log_level
+        return said + super().warnings()
 
     def password_for(self, url: str) -> str:
         """The password for a target: --redis-password, else the password file.

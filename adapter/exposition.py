@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Literal, NamedTuple
 
-MetricType = Literal["gauge", "counter", "summary", "untyped"]
+MetricType = Literal["gauge", "counter", "summary", "histogram", "untyped"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -38,6 +39,29 @@ def format_value(value: float) -> str:
     if math.isinf(value):
         return "+Inf" if value > 0 else "-Inf"
     return repr(value)
+
+
+def go_float(value: float) -> str:
+    """`value` as Go's strconv.FormatFloat(v, 'g', -1, 64) writes it: how the Go client
+    writes a histogram's `le` label (1048576 → "1.048576e+06"), so the series are the same."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == 0:
+        return "0"
+    shortest = Decimal(repr(abs(value)))  # the shortest digits that read back as `value`
+    exponent = shortest.adjusted()
+    digits = "".join(map(str, shortest.as_tuple().digits)).strip("0") or "0"
+    sign = "-" if value < 0 else ""
+    if exponent < -4 or exponent >= 6:  # Go's rule for the shortest 'g' format
+        tail = f".{digits[1:]}" if len(digits) > 1 else ""
+        return f"{sign}{digits[0]}{tail}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
+    if exponent >= 0:
+        whole, frac = digits[: exponent + 1].ljust(exponent + 1, "0"), digits[exponent + 1 :]
+    else:
+        whole, frac = "0", "0" * (-exponent - 1) + digits
+    return sign + whole + (f".{frac}" if frac else "")
 
 
 class Family(NamedTuple):

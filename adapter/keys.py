@@ -6,11 +6,16 @@ size per type), so they run only when configured, after the main round trip.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from adapter.exposition import Exposition, gauge, labels
 from podkit.options import OptionError
+
+log = logging.getLogger(__name__)
 
 KeySpec = tuple[int, str]  # (database, key or pattern)
 RoundTrip = Callable[[Sequence[tuple[str, ...]]], Awaitable[list[Any]]]
@@ -58,6 +63,14 @@ async def scan(round_trip: RoundTrip, pattern: str, batch: int) -> list[bytes]:
             return keys
 
 
+async def scan_or_log(round_trip: RoundTrip, pattern: str, batch: int) -> list[bytes]:
+    try:
+        return await scan(round_trip, pattern, batch)
+    except ResponseError as exc:
+        log.error("error with SCAN for pattern %r: %s", pattern, exc)
+        return []
+
+
 async def add_key_metrics(
     out: Exposition,
     round_trip: RoundTrip,
@@ -68,19 +81,28 @@ async def add_key_metrics(
     batch: int,
     home_db: int,
 ) -> None:
+    """Refused commands (SELECT on a cluster node or a Sentinel, SCAN under an ACL) cost
+    their keys and an error in the log, not the scrape, as in redis_exporter."""
     dbs = sorted({db for db, _ in (*check_keys, *single_keys, *count_keys)})
     try:
         for db in dbs:
-            await round_trip((("SELECT", str(db)),))
+            (selected,) = await round_trip((("SELECT", str(db)),))
+            if isinstance(selected, Exception):
+                log.error("couldn't select database %d for the key checks: %s", db, selected)
+                continue
             names: list[bytes] = [k.encode() for d, k in single_keys if d == db]
             for d, pattern in check_keys:
                 if d == db:
-                    names.extend(await scan(round_trip, pattern, batch))
+                    names.extend(await scan_or_log(round_trip, pattern, batch))
             if names:
-                await _add_sizes(out, round_trip, f"db{db}", list(dict.fromkeys(names)))
+                await add_sizes(out, round_trip, f"db{db}", list(dict.fromkeys(names)))
             for d, pattern in count_keys:
                 if d == db:
-                    count = len(await scan(round_trip, pattern, batch))
+                    try:
+                        count = len(await scan(round_trip, pattern, batch))
+                    except ResponseError as exc:
+                        log.error("couldn't count keys of %r: %s", pattern, exc)
+                        continue
                     out.put(
                         KEYS_COUNT,
                         float(count),
@@ -91,7 +113,7 @@ async def add_key_metrics(
             await round_trip((("SELECT", str(home_db)),))
 
 
-async def _add_sizes(out: Exposition, round_trip: RoundTrip, db: str, names: list[bytes]) -> None:
+async def add_sizes(out: Exposition, round_trip: RoundTrip, db: str, names: list[bytes]) -> None:
     types = await round_trip([("TYPE", text(n)) for n in names])
     commands: list[tuple[str, ...]] = []
     for name, kind in zip(names, types, strict=True):

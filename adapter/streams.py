@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapter.exposition import Exposition, gauge, labels
-from adapter.keys import KeySpec, RoundTrip, scan, text
+from adapter.keys import KeySpec, RoundTrip, scan_or_log, text
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,13 @@ async def _targets(
     """Single streams first, then the keys the patterns match (redis_exporter's order)."""
     found: list[tuple[int, str]] = list(singles)
     for db in sorted({db for db, _ in patterns}):
-        await round_trip((("SELECT", str(db)),))
+        (selected,) = await round_trip((("SELECT", str(db)),))
+        if isinstance(selected, Exception):
+            log.error("couldn't select database %d when getting stream info: %s", db, selected)
+            continue
         for d, pattern in patterns:
             if d == db:
-                found.extend((db, text(k)) for k in await scan(round_trip, pattern, batch))
+                found.extend((db, text(k)) for k in await scan_or_log(round_trip, pattern, batch))
     return list(dict.fromkeys(found))  # a stream named twice is reported once
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from support.processes import RedisServer, Service
+from support.redis_topology import Cluster, SentinelSet, start_cluster, start_sentinels
 from support.tools import require_binary
 
 
@@ -59,3 +60,23 @@ def started() -> Iterator[list[Service]]:
             service.stop()
         except Exception:
             pass
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """A real 6-node Redis Cluster (3 masters, 3 replicas), shared by the session: starting
+    one takes seconds. Tests add keys of their own; none removes what others rely on."""
+    require_binary("redis-server")
+    require_binary("redis-cli")
+    cluster = start_cluster(tmp_path_factory.mktemp("cluster"))
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def sentinels(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelSet]:
+    """A master, its replica, and two Sentinels watching them (quorum 2), settled."""
+    require_binary("redis-server")
+    watched = start_sentinels(tmp_path_factory.mktemp("sentinel"))
+    yield watched
+    watched.stop()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from support import metrics
 from support.processes import RedisServer, Service, adapter, redis_exporter
+from support.redis_topology import Cluster, SentinelSet
 from support.tools import require_binary
 
 from adapter.info import FIELDS
@@ -193,7 +194,7 @@ def test_promtool_finds_nothing_redis_exporter_does_not(pair: tuple[Service, Ser
 
 
 # --- The sources behind flags: streams, key groups, a script, client list, config metrics.
-# Both exporters get the same flags; cluster and sentinel come in a later increment.
+# Both exporters get the same flags.
 SCRIPT = """
 redis.call("SELECT", 0)
 return {"answer", "42", "counter", redis.call("GET", "counter")}
@@ -320,3 +321,151 @@ def test_sources_promtool_finds_nothing_redis_exporter_does_not(
     sources_pair: tuple[Service, Service],
 ) -> None:
     test_promtool_finds_nothing_redis_exporter_does_not(sources_pair)
+
+
+# --- Every flag on at once: a cluster node (-is-cluster), a Sentinel and a loaded standalone
+# master, each scraped by both exporters with the same full flag set.
+CLUSTER_SCRIPT = 'return {"answer", "42"}\n'
+COVERAGE_FLOOR = 0.98
+
+
+def full_flag_scrapes(
+    tmp_path: Path,
+    loaded_redis: RedisServer,
+    redis_cluster: Cluster,
+    sentinels: SentinelSet,
+    started: list[Service],
+) -> list[tuple[str, dict[str, metrics.Family], dict[str, metrics.Family]]]:
+    """(what, ours, theirs) for each target; the sentinel through /scrape of the standalone
+    pair, as one exporter serves many targets."""
+    script = tmp_path / "collect.lua"
+    script.write_text(SCRIPT)
+    cluster_script = tmp_path / "cluster.lua"
+    cluster_script.write_text(CLUSTER_SCRIPT)
+    standalone = source_args(script)
+    on_cluster = (
+        "-is-cluster",
+        "-check-keys",
+        "ck:user:*",
+        "-check-single-keys",
+        "ck:counter",
+        "-count-keys",
+        "ck:user:*",
+        "-check-streams",
+        "cs:*",
+        "-check-key-groups",
+        "^(ck)",
+        "-script",
+        str(cluster_script),
+        "-export-client-list",
+        "-include-config-metrics",
+        "-ping-on-connect",
+        "-include-system-metrics",
+    )
+    rc = redis_cluster.client()
+    rc.set("ck:counter", "17")
+    for i in range(40):  # every master holds some: 1.45's SCAN lands on any one of them
+        rc.set(f"ck:user:{i}", f"name-{i}")
+    pairs = []
+    for what, url, args in (
+        ("standalone", loaded_redis.url, (*standalone, "-include-system-metrics")),
+        ("cluster", redis_cluster.seed.url, on_cluster),
+    ):
+        ours = adapter(
+            tmp_path, "--redis-addr", url, "--scrape-allow", sentinels.url, *args, name=what
+        )
+        theirs = redis_exporter(tmp_path, "-redis.addr", url, *args)
+        theirs.log_path = tmp_path / f"redis_exporter-{what}.log"
+        started.extend([ours.start(), theirs.start()])
+        pairs.append((what, ours, theirs))
+    results = []
+    for what, ours, theirs in pairs:
+        paths = ["/metrics"]
+        if what == "standalone":
+            paths.append(f"/scrape?target={sentinels.url}")
+        for path in paths:
+            ours.get(path), theirs.get(path)  # both have now seen each other's commands
+            (status_a, text_a), (status_b, text_b) = ours.get(path), theirs.get(path)
+            assert status_a == status_b == 200, (what, path)
+            name = "sentinel" if "scrape" in path else what
+            results.append((name, metrics.parse(text_a), metrics.parse(text_b)))
+    return results
+
+
+def test_full_flag_set_coverage_types_labels_and_values(
+    tmp_path: Path,
+    loaded_redis: RedisServer,
+    redis_cluster: Cluster,
+    sentinels: SentinelSet,
+    started: list[Service],
+) -> None:
+    require_binary("prometheus-redis-exporter")
+    scrapes = full_flag_scrapes(tmp_path, loaded_redis, redis_cluster, sentinels, started)
+    theirs_all: set[str] = set()
+    ours_all: set[str] = set()
+    for what, ours, theirs in scrapes:
+        compared = {name for name in theirs if not GO_RUNTIME.match(name)}
+        theirs_all |= compared
+        ours_all |= set(ours)
+        for name in compared & set(ours):
+            assert ours[name].type == theirs[name].type, (what, name)
+            assert ours[name].label_names() == theirs[name].label_names(), (what, name)
+        # /scrape serves the target's families only, on both sides: no process metrics
+        added = ADDED if what != "sentinel" else {"redis_adapter_scrape_errors_total"}
+        assert set(ours) - set(theirs) == added, what
+        assert metrics.value(ours, "redis_up") == metrics.value(theirs, "redis_up"), what
+    missing = theirs_all - ours_all
+    coverage = len(theirs_all & ours_all) / len(theirs_all)
+    print(
+        f"\nfamily coverage with every flag on: {len(theirs_all & ours_all)}/{len(theirs_all)}"
+        f" = {coverage:.1%}; missing: {sorted(missing)}"
+    )
+    assert coverage >= COVERAGE_FLOOR
+    assert missing == NOT_EXPORTED
+
+    by_target = {what: (ours, theirs) for what, ours, theirs in scrapes}
+    deterministic = {
+        "standalone": (
+            "redis_db_keys",
+            "redis_key_size",
+            "redis_key_value",
+            "redis_keys_count",
+            "redis_stream_length",
+            "redis_key_group_count",
+            "redis_script_values",
+            "redis_config_key_value",
+            "redis_instance_info",
+        ),
+        "cluster": (
+            "redis_cluster_state",
+            "redis_cluster_slots_ok",
+            "redis_cluster_known_nodes",
+            "redis_cluster_size",
+            "redis_key_value",
+            "redis_keys_count",
+            "redis_key_group_count",
+            "redis_script_values",
+            "redis_config_value",
+        ),
+        "sentinel": (
+            "redis_sentinel_masters",
+            "redis_sentinel_master_status",
+            "redis_sentinel_master_ok_sentinels",
+            "redis_sentinel_master_ok_slaves",
+            "redis_sentinel_master_ckquorum_status",
+            "redis_db_keys",
+        ),
+    }
+    for what, names in deterministic.items():
+        ours, theirs = by_target[what]
+        for name in names:
+            if what == "cluster" and name == "redis_key_value":
+                # 1.45 SCANs one random master; compare the key every master agrees on
+                assert metrics.value(ours, name, key="ck:counter") == 17
+                assert metrics.value(theirs, name, key="ck:counter") == 17
+                continue
+            assert samples(ours[name]) == samples(theirs[name]), (what, name)
+    # a Sentinel answers no EVAL: the script fails the scrape in both, every metric served
+    sentinel_ours, sentinel_theirs = by_target["sentinel"]
+    assert metrics.value(sentinel_ours, "redis_up") == 0
+    assert metrics.value(sentinel_theirs, "redis_up") == 0

@@ -85,3 +85,18 @@ def test_scrape_budget_from_prometheus_header() -> None:
     assert scrape_budget(Req({"X-Prometheus-Scrape-Timeout-Seconds": "0.1"})) == 0.1  # type: ignore[arg-type]
     assert scrape_budget(Req({"X-Prometheus-Scrape-Timeout-Seconds": "soon"})) is None  # type: ignore[arg-type]
     assert scrape_budget(Req({})) is None  # type: ignore[arg-type]
+
+
+async def test_discovery_needs_is_cluster(client: TestClient) -> None:
+    response = await client.get("/discover-cluster-nodes")
+    assert response.status == 400
+    assert await response.text() == "The discovery endpoint is only available on a redis cluster\n"
+
+
+async def test_discovery_with_redis_down_is_a_500_not_a_crash() -> None:
+    config = AdapterConfig(redis_addr=NOWHERE, is_cluster=True, connection_timeout=2.0)
+    async with TestClient(TestServer(create_app(config))) as c:
+        response = await c.get("/discover-cluster-nodes")
+        assert response.status == 500
+        assert (await response.text()).startswith("Couldn't connect to redis cluster: ")
+        assert (await c.get("/health")).status == 200

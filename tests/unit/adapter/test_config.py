@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from adapter.config import AdapterConfig, parse_redis_addr
+from adapter.config import AdapterConfig
+from adapter.flag_values import parse_redis_addr
 from podkit.options import OptionError, load
 
 
@@ -143,7 +144,7 @@ def test_missing_script_stops_startup(capsys: pytest.CaptureFixture[str]) -> Non
     ("argv", "warned"),
     [
         pytest.param((), [], id="none"),
-        pytest.param(("-is-cluster",), ["--is-cluster"], id="cluster"),
+        pytest.param(("-is-cluster",), [], id="cluster-works"),
         pytest.param(("-is-tile38",), ["--is-tile38"], id="tile38"),
         pytest.param(
             ("-basic-auth-username", "u", "-basic-auth-password", "p"),
@@ -158,6 +159,19 @@ def test_accepted_but_unsupported_flags_warn_once(argv: tuple[str, ...], warned:
     assert len(said) == len(warned)
     for line, word in zip(said, warned, strict=True):
         assert word in line
+
+
+def test_latency_histogram_is_off_unless_asked_for() -> None:
+    assert config().exclude_latency_histogram_metrics is True  # 1.45's output has none
+    assert config("-exclude-latency-histogram-metrics=false").exclude_latency_histogram_metrics is (
+        False
+    )
+    assert (
+        config(
+            REDIS_EXPORTER_EXCLUDE_LATENCY_HISTOGRAM_METRICS="false"
+        ).exclude_latency_histogram_metrics
+        is False
+    )
 
 
 def test_version_prints_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
