@@ -91,7 +91,7 @@ lint: install $(CHECKOV_VENV)/.installed ## ruff, mypy, hadolint, yamllint, and 
 	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver gitsync logagent tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
-	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/ k8s/
+	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/ k8s/ monitoring/
 	@# What `kubectl apply -k` would send, scanned; the skipped checks and why: k8s/.checkov.yaml.
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && set -e && \
 	for k in $(KUSTOMIZATIONS); do \
