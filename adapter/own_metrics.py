@@ -4,7 +4,6 @@ names where it has them), and the process_* / python_* metrics of the process.""
 from __future__ import annotations
 
 import logging
-import platform
 import resource
 from dataclasses import dataclass, field
 
@@ -13,9 +12,9 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-import podkit
 from adapter.connection import ERROR_KINDS, ScrapeError
 from adapter.exposition import Exposition, Family, gauge, labels
+from podkit import buildinfo
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +38,7 @@ REQUEST_ERRORS = Family(
 SCRAPE_ERRORS = Family(
     "adapter_scrape_errors_total", "counter", "Failed scrapes of Redis by kind of failure"
 )
-BUILD_INFO = gauge("adapter_build_info", "Version of the adapter and its Python")
+BUILD_INFO = gauge("adapter_build_info", buildinfo.HELP)
 
 
 @dataclass
@@ -116,7 +115,5 @@ def add_own(
         out.put(
             BUILD_INFO,
             1.0,
-            labels(
-                (("version", podkit.__version__), ("python_version", platform.python_version()))
-            ),
+            labels(tuple(buildinfo.labels(compiled=False).items())),
         )

@@ -10,6 +10,7 @@ from aiohttp import web
 from echoserver import generate
 from echoserver.config import EchoConfig
 from echoserver.echo import SERVER_NAME, echo, upload
+from echoserver.page import favicon
 from echoserver.websocket import add_websocket_route
 from podkit.admin import add_health_routes
 from podkit.health import Health
@@ -34,6 +35,7 @@ def create_app(config: EchoConfig, health_state: Health | None = None) -> web.Ap
     app.router.add_route("*", "/slow", generate.slow)
     app.router.add_get("/drip", generate.drip)
     app.router.add_route("*", "/close", generate.close)
+    app.router.add_get("/favicon.ico", favicon)
     app.router.add_post("/upload", upload)
     app.router.add_put("/upload", upload)
     app.router.add_route("*", "/{tail:.*}", echo)  # last: every other path and method

@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import StreamReader, web
 
+from echoserver.page import page, wants_html
+
 JSON_TYPE = "application/json"
 SERVER_NAME = web.AppKey("server_name", str)
 
@@ -117,6 +119,8 @@ async def echo(request: web.Request) -> web.Response:
     seen = await describe(request, request.app[SERVER_NAME])
     if wants_json(request):
         return json_response(seen.as_dict())
+    if wants_html(request):
+        return page(seen.server, f"{seen.method} {seen.path}", seen.as_text(with_body=False))
     return web.Response(text=seen.as_text(with_body=request.body_exists))
 
 

@@ -12,12 +12,14 @@ import time
 from prometheus_client import CollectorRegistry, Counter, Gauge, Summary
 
 from gitsync.git import FAILURE_KINDS, FailureKind
+from podkit.buildinfo import register_build_info
 
 SYNC_RESULTS = ("success", "error", "noop")
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        register_build_info(registry, "gitsync")
         self.syncs = Counter(
             "git_sync_count_total",
             "Syncs (pull: fetch and publish; push: commit and push) by status",

@@ -15,6 +15,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from logagent.follow import Tailer
+from podkit.buildinfo import register_build_info
 
 DROP_REASONS = ("rotated_backlog", "truncated", "output_rejected")
 
@@ -98,4 +99,5 @@ def registry_for(stats: Stats, tailers: Callable[[], list[Tailer]]) -> Collector
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(stats, tailers))
     ProcessCollector(registry=registry)
+    register_build_info(registry, "logagent")
     return registry
