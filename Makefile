@@ -77,6 +77,9 @@ up: host images ## run the demo: the sidecar, ambassador and adapter pods, and P
 	@echo "  ambassador       http://localhost:$${AMBASSADOR_HOST_PORT:-8080}/   (3:1 across server1, server2)"
 	@echo "  adapter metrics  http://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics"
 	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=redis_up"
+	@echo "  gitsync push     docker compose exec notes sh -c 'echo hi > /notes/hi.txt'   (pushed to gitserver)"
+	@echo "  gitsync pull     http://localhost:$${SITE_HOST_PORT:-8081}/   (the repository, synced over SSH)"
+	@echo "  logagent         docker compose logs -f logagent rsyslog   (metrics :$${LOGAGENT_ADMIN_HOST_PORT:-9004})"
 	@echo "  stop it with     make down"
 
 down: ## stop the demo and remove its containers, networks and volumes

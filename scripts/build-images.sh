@@ -2,7 +2,7 @@
 # Build the images that docker-compose.yml and the container/e2e tests run.
 #
 #   scripts/build-images.sh                 # all of them
-#   scripts/build-images.sh adapter redis   # only these (a service or a peer name)
+#   scripts/build-images.sh adapter redis   # only these (a service, peer or helper name)
 #
 # Two modes, chosen by POD_PATTERNS_OFFLINE=1|0, detected when unset:
 #   online   a container registry answers: the services build FROM python:3.12-slim with pip
@@ -11,6 +11,9 @@
 #   offline  no registry: the services build FROM a Debian+Python base made here with
 #            mmdebstrap, from wheels that the host downloads into wheelhouse/; redis and
 #            prometheus are stand-ins built with apt from images/<name>/.
+# In both modes the helpers that have no official image (the Git server and the syslog
+# receiver of the gitsync and logagent pods) are built from images/<name>/: FROM Debian's
+# slim image online, FROM the local Debian base offline.
 # Both write .env, so a plain `docker compose up` (and `docker compose build`) uses these
 # images. Re-runs are quick: docker's layer cache, and the wheelhouse is refilled only when
 # requirements.lock or the base image changes. One line is printed per image built.
@@ -26,6 +29,9 @@ SERVICES=(adapter sidecar ambassador echoserver gitsync logagent)
 PEERS=(redis prometheus)
 declare -A OFFICIAL=([redis]=redis:7 [prometheus]=prom/prometheus:v2.53.0)
 declare -A STANDIN=([redis]=pod-patterns/redis:7 [prometheus]=pod-patterns/prometheus:latest)
+
+# Helpers with no official image: always images/<name>/, tagged pod-patterns/<name>:latest.
+HELPERS=(gitserver rsyslog)
 
 BASE_IMAGE=pod-patterns/debian-python:bookworm
 OFFLINE_PIP_ARGS="--no-index --find-links=/wheelhouse"
@@ -156,12 +162,12 @@ write_env() {
       lines+=("${key^^}_IMAGE=${OFFICIAL[$key]}")
     fi
   done
-  for key in "${SERVICES[@]}"; do lines+=("${key^^}_IMAGE=pod-patterns/$key:latest"); done
+  for key in "${SERVICES[@]}" "${HELPERS[@]}"; do lines+=("${key^^}_IMAGE=pod-patterns/$key:latest"); done
   # Offline, `docker compose build` needs the same build args as this script.
   [ "$mode" = offline ] && lines+=("BASE_IMAGE=$BASE_IMAGE" "PIP_INSTALL_ARGS=\"$OFFLINE_PIP_ARGS\""
     "BUILD_PACKAGES=\"$OFFLINE_BUILD_PACKAGES\"")
   local owned="BASE_IMAGE|PIP_INSTALL_ARGS|BUILD_PACKAGES"
-  for key in "${PEERS[@]}" "${SERVICES[@]}"; do owned+="|${key^^}_IMAGE"; done
+  for key in "${PEERS[@]}" "${SERVICES[@]}" "${HELPERS[@]}"; do owned+="|${key^^}_IMAGE"; done
   tmp=$(mktemp)
   {
     echo "# Written by scripts/build-images.sh ($mode mode); lines it does not own are kept."
@@ -174,10 +180,10 @@ write_env() {
 main() {
   local name mode
   local -a wanted=("$@")
-  [ ${#wanted[@]} -gt 0 ] || wanted=("${SERVICES[@]}" "${PEERS[@]}")
+  [ ${#wanted[@]} -gt 0 ] || wanted=("${SERVICES[@]}" "${PEERS[@]}" "${HELPERS[@]}")
   for name in "${wanted[@]}"; do
-    is_one_of "$name" "${SERVICES[@]}" "${PEERS[@]}" \
-      || { log "unknown image '$name' (known: ${SERVICES[*]} ${PEERS[*]})"; exit 2; }
+    is_one_of "$name" "${SERVICES[@]}" "${PEERS[@]}" "${HELPERS[@]}" \
+      || { log "unknown image '$name' (known: ${SERVICES[*]} ${PEERS[*]} ${HELPERS[*]})"; exit 2; }
   done
 
   docker info >/dev/null 2>&1 || die "no Docker daemon (run scripts/bootstrap-host.sh)"
@@ -193,8 +199,10 @@ main() {
   local revision
   revision=$(git rev-parse --short HEAD 2>/dev/null || true)
   local -a service_args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$revision")
+  local -a helper_args=()
   if [ "$mode" = offline ]; then
     ensure_base_image
+    helper_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
     # The bare Debian python3 has no headers: the compiled hot path needs python3-dev.
     service_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "PIP_INSTALL_ARGS=$OFFLINE_PIP_ARGS"
       --build-arg "BUILD_PACKAGES=$OFFLINE_BUILD_PACKAGES")
@@ -206,6 +214,8 @@ main() {
   for name in "${wanted[@]}"; do
     if is_one_of "$name" "${SERVICES[@]}"; then
       build "pod-patterns/$name:latest" . "$name/Dockerfile" "${service_args[@]}"
+    elif is_one_of "$name" "${HELPERS[@]}"; then
+      build "pod-patterns/$name:latest" "images/$name" "images/$name/Dockerfile" "${helper_args[@]}"
     elif [ "$mode" = offline ]; then
       build "${STANDIN[$name]}" "images/$name" "images/$name/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE"
     fi

@@ -24,7 +24,16 @@ OVERLAYS = sorted(
     for p in (ROOT / "k8s" / "overlays").iterdir()
     if (p / "kustomization.yaml").is_file()
 )
-KUSTOMIZATIONS = ["k8s", "k8s/base", "k8s/sidecar", "k8s/ambassador", "k8s/adapter", *OVERLAYS]
+KUSTOMIZATIONS = [
+    "k8s",
+    "k8s/base",
+    "k8s/sidecar",
+    "k8s/ambassador",
+    "k8s/adapter",
+    "k8s/gitsync",
+    "k8s/logagent",
+    *OVERLAYS,
+]
 DEPLOYABLE = ["k8s", *OVERLAYS]  # what `kubectl apply -k` is meant for
 VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 # Custom resources: kubernetes-validate knows only Kubernetes' own kinds.
@@ -90,9 +99,15 @@ def test_every_object_is_valid(path: str, version: str) -> None:
         kubernetes_validate.validate(doc, version, strict=True)
 
 
-def test_the_base_is_k8s() -> None:
-    # k8s/kustomization.yaml only points at k8s/base, where the overlays find it.
-    assert render("k8s") == render("k8s/base")
+def test_k8s_is_the_base_and_the_two_sidecars_folders() -> None:
+    # k8s/kustomization.yaml points at k8s/base, where the overlays find it, and adds the
+    # gitsync and logagent folders with the base's namespace, labels and image tags.
+    whole = by_key(render("k8s"))
+    base = by_key(render("k8s/base"))
+    assert {key: whole[key] for key in base} == base
+    added = {f"{d['kind']}/{d['metadata']['name']}" for d in render("k8s/gitsync")}
+    added |= {f"{d['kind']}/{d['metadata']['name']}" for d in render("k8s/logagent")}
+    assert whole.keys() == base.keys() | added
 
 
 def test_the_whole_set_in_its_namespace() -> None:
@@ -101,17 +116,27 @@ def test_the_whole_set_in_its_namespace() -> None:
     assert kinds == [
         "ConfigMap/ambassador",
         "Deployment/ambassador",
+        "Deployment/counter",
+        "Deployment/gitserver",
+        "Deployment/notes",
         "Deployment/redis",
+        "Deployment/rsyslog",
         "Deployment/server1",
         "Deployment/server2",
+        "Deployment/site",
         "Deployment/web",
         "Namespace/pod-patterns",
         "Service/ambassador",
+        "Service/counter-metrics",
+        "Service/gitserver",
         "Service/redis-metrics",
+        "Service/rsyslog",
         "Service/server1",
         "Service/server2",
+        "Service/site",
         "Service/web",
     ]
+    # No Secret: the Git credentials are made by the user (gitsync/README.md), never committed.
 
 
 @pytest.mark.parametrize("path", DEPLOYABLE)
@@ -160,6 +185,53 @@ def test_the_pods_wire_up_like_the_patterns() -> None:
     assert metrics["prometheus.io/scrape"] == "true" and metrics["prometheus.io/port"] == "9121"
 
 
+def mounts(container: Doc) -> dict[str, Doc]:
+    return {m["name"]: m for m in container.get("volumeMounts", [])}
+
+
+def test_the_gitsync_and_logagent_pods_share_a_volume_with_their_main_container() -> None:
+    docs = by_key(render("k8s"))
+    for deployment, main, helper, volume, helper_writes in [
+        ("notes", "notes", "gitsync", "notes", True),  # push: reads what the main one writes
+        ("site", "web", "gitsync", "git", True),  # pull: writes what the main one serves
+        ("counter", "count", "logagent", "logs", False),  # reads the main one's log files
+    ]:
+        pod = docs[f"Deployment/{deployment}"]["spec"]["template"]["spec"]
+        containers = {c["name"]: c for c in pod["containers"]}
+        assert set(containers) == {main, helper}, deployment
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[volume], deployment
+        shared = mounts(containers[main])[volume], mounts(containers[helper])[volume]
+        assert shared[0]["mountPath"] == shared[1]["mountPath"], deployment
+        assert shared[1].get("readOnly", False) is not helper_writes, deployment
+    # One pusher per branch.
+    assert docs["Deployment/notes"]["spec"]["replicas"] == 1
+    assert docs["Deployment/notes"]["spec"]["strategy"]["type"] == "Recreate"
+
+
+def test_git_credentials_are_files_from_secrets_never_values() -> None:
+    docs = by_key(render("k8s"))
+    expected = {"notes": "git-credentials", "site": "git-credentials", "gitserver": "gitserver"}
+    for deployment, secret in expected.items():
+        pod = docs[f"Deployment/{deployment}"]["spec"]["template"]["spec"]
+        secrets = [v["secret"]["secretName"] for v in pod["volumes"] if "secret" in v]
+        assert secrets == [secret], deployment
+        for container in pod["containers"] + pod.get("initContainers", []):
+            for env in container.get("env", []):
+                assert "PASSWORD" not in env["name"] or env["name"].endswith("_FILE"), env
+                assert "secretKeyRef" not in env.get("valueFrom", {}), env
+    push = next(c for c in docs["Deployment/notes"]["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "gitsync")
+    env = {e["name"]: e.get("value") for e in push["env"]}
+    assert env["GITSYNC_PASSWORD_FILE"].startswith(mounts(push)["git-secret"]["mountPath"] + "/")
+    assert env["GITSYNC_REPO"].startswith("http://gitserver:8080/")
+    pull = next(c for c in docs["Deployment/site"]["spec"]["template"]["spec"]["containers"]
+                if c["name"] == "gitsync")
+    assert "--repo=ssh://git@gitserver:2222/srv/git/notes.git" in pull["args"]
+    service = docs["Service/gitserver"]["spec"]["ports"]
+    assert {(p["port"], p["targetPort"]) for p in service} == {(8080, "http"), (2222, "ssh")}
+
+
 # -- overlays/native-sidecars ----------------------------------------------------------------
 @pytest.mark.parametrize(
     ("deployment", "helper", "before"), [("web", "sidecar", ["certs"]), ("redis", "adapter", [])]
@@ -167,7 +239,7 @@ def test_the_pods_wire_up_like_the_patterns() -> None:
 def test_native_sidecars_are_init_containers_that_keep_running(
     deployment: str, helper: str, before: list[str]
 ) -> None:
-    base = pods(render("k8s"))[deployment]["spec"]
+    base = pods(render("k8s/base"))[deployment]["spec"]
     pod = pods(render("k8s/overlays/native-sidecars"))[deployment]["spec"]
     assert helper not in [c["name"] for c in pod["containers"]]
     assert [c["name"] for c in pod["initContainers"]] == [*before, helper]
@@ -182,7 +254,7 @@ def test_native_sidecars_are_init_containers_that_keep_running(
 
 
 def test_native_sidecars_change_nothing_else() -> None:
-    base = by_key(render("k8s"))
+    base = by_key(render("k8s/base"))
     overlay = by_key(render("k8s/overlays/native-sidecars"))
     assert overlay.keys() == base.keys()
     for key in base.keys() - {"Deployment/web", "Deployment/redis"}:

@@ -1,7 +1,8 @@
-"""The pods of `kubectl kustomize k8s/`, run with podman kube play (support/podman.py says what
-it changes to stand in for a cluster): each pattern answers through its pod, every probe
-answers as the kubelet would ask it, and the containers run as locked down as declared.
-test_play_overlays.py plays two overlays."""
+"""The pods of `kubectl kustomize k8s/base` (the three patterns), run with podman kube play
+(support/podman.py says what it changes to stand in for a cluster): each pattern answers
+through its pod, every probe answers as the kubelet would ask it, and the containers run as
+locked down as declared. test_play_overlays.py plays two overlays, test_play_sidecars.py the
+gitsync and logagent pods of k8s/."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def pods(docker_client: object) -> Iterator[dict[str, PlayedPod]]:
     local = [env[f"{name.upper()}_IMAGE"] for name in (*SERVICES, "redis")]
     load_images(local)
     # The manifests name the official Redis; the build may have made a local stand-in.
-    with play(render("k8s"), images={"redis:7": env["REDIS_IMAGE"]}) as played:
+    with play(render("k8s/base"), images={"redis:7": env["REDIS_IMAGE"]}) as played:
         wait_ready(played)
         yield played
 

@@ -13,7 +13,9 @@ changes the played copy for them and nothing else:
 - there are no Services and no cluster DNS: every pod gets a fixed address on a private
   network, and `hostAliases` give each Service's names the address of the pod it selects;
 - it writes a Secret volume's files base64-encoded (and panics on one without `optional`):
-  the played copy mounts the same keys, decoded, from a ConfigMap of the same name.
+  the played copy mounts the same keys, decoded, from a ConfigMap of the same name;
+- its downward API lacks `metadata.namespace`: the played copy sets the value a kubelet
+  would, the workload's namespace.
 Probes are left as they are: podman makes only liveness probes into healthchecks, run by
 systemd timers through curl, so `probe` does the kubelet's asking itself.
 """
@@ -196,6 +198,11 @@ def for_podman(
         published = ports.setdefault(doc["metadata"]["name"], {})
         for container in spec.get("initContainers", []) + spec["containers"]:
             container["image"] = images.get(container["image"], container["image"])
+            for env in container.get("env", []):
+                field = env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+                if field == "metadata.namespace":
+                    env.pop("valueFrom")
+                    env["value"] = doc["metadata"].get("namespace", "default")
             container["imagePullPolicy"] = "Never"
             for port in container.get("ports", []):
                 port["hostIP"], port["hostPort"] = "127.0.0.1", host_port()

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import os
+import random
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
 
 from support.gitsync_process import StartGitSync, gitsync_oneshot, http_pull_args, ssh_args
-from support.gitsync_servers import HttpGitServer, SshGitServer, git
+from support.gitsync_servers import HttpGitServer, SshGitServer, git, settle
 from support.processes import wait_for
 
 
@@ -140,3 +143,52 @@ def test_link_never_shows_a_mixed_tree(
             t.join()
     assert not mixed, mixed[:3]
     assert len(seen) > 3 and reads[0] > 100  # the readers did see the tree change under them
+
+
+def test_kill_9_mid_sync_then_restart_publishes_a_whole_tree(
+    http_server: HttpGitServer, password_file: Path, tmp_path: Path, gitsync: StartGitSync
+) -> None:
+    """Killed six times at random moments while new revisions land (each rewrites 2 000
+    files, so a fetch and a checkout take a while): the next start finds the remote's last
+    revision, published whole, and a repository that git fsck accepts."""
+    repo = http_server.repo()
+    names = [f"d{i // 100:02}/f{i % 100:02}.txt" for i in range(2000)]
+    repo.commit_files(dict.fromkeys(names, "0"))
+    args = http_pull_args(http_server, password_file, tmp_path, "--period", "50ms",
+                          "--max-failures", "-1")
+    link = tmp_path / "pulled" / "current"
+    rng = random.Random(7)
+    last = ""
+    for round_ in range(1, 7):
+        proc = gitsync(*args, name=f"round{round_}")
+        last = repo.commit_files(dict.fromkeys(names, str(round_)), message=f"rev {round_}")
+        settle(rng.uniform(0.05, 0.6))  # in a fetch, a checkout, the swap, or between syncs
+        proc.stop(signal.SIGKILL)
+    final = gitsync(*args, name="final")
+    wait_for(lambda: os.readlink(link) == f".worktrees/{last}", timeout=30,
+             what="the last revision published")
+    tree = Path(os.path.realpath(link))
+    assert {(tree / name).read_text() for name in names} == {"6"}  # whole, one revision
+    status = git("status", "--porcelain", cwd=tree)
+    assert status == "", status  # the worktree is exactly its commit
+    assert git("rev-parse", "HEAD", cwd=tree).strip() == last
+    git("fsck", "--no-progress", "--connectivity-only", cwd=tmp_path / "pulled")
+    wait_for(lambda: final.ready() == 200, what="ready")
+    assert final.stop() == 0
+
+
+def test_ssh_key_not_authorized_is_a_clear_auth_error(
+    ssh_server: SshGitServer, tmp_path: Path
+) -> None:
+    repo = ssh_server.repo()
+    repo.commit_files({"a.txt": "a"})
+    stranger = tmp_path / "stranger_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)
+    done = gitsync_oneshot(["--repo", ssh_server.url("repo.git"), "--root", str(tmp_path / "r"),
+                            "--one-time", "--ssh-key-file", str(stranger),
+                            "--ssh-known-hosts-file", str(ssh_server.known_hosts)])
+    assert done.returncode == 1
+    assert "Permission denied (publickey)" in done.stderr and "(auth" in done.stderr
+    private = stranger.read_text().splitlines()[1]  # a line of the key itself
+    assert private not in done.stderr + done.stdout

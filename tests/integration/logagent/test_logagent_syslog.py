@@ -2,7 +2,7 @@
 driver): delivery, an outage of the receiver, and the framing of odd lines.
 
 The outage lasts LOGAGENT_TEST_OUTAGE seconds (5 by default, to keep the tier short; the
-issue's scenario is 30: `LOGAGENT_TEST_OUTAGE=30 pytest -k outage`).
+issue's scenario is 30: `LOGAGENT_TEST_OUTAGE=30 pytest -k receiver_down`).
 """
 
 from __future__ import annotations
