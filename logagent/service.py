@@ -23,7 +23,7 @@ from logagent.outputs.stdout import StdoutOutput
 from logagent.outputs.syslog import SyslogOutput
 from logagent.pipeline import Pipeline
 from podkit import logs
-from podkit.admin import admin_app, start_site
+from podkit.admin_http import AdminServer, admin_routes
 from podkit.health import Health
 from podkit.lifecycle import install_fast_loop, stop_on_signals
 from podkit.options import load
@@ -64,9 +64,10 @@ async def run(
     files = Files(config, stats, saved, first_start)
     pipeline = Pipeline(config, files, build_outputs(config, stats, stdout_fd), checkpoint, stats)
     host, port = config.admin_address
+    # The small admin server, not aiohttp's: the framework would be half the agent's memory.
+    admin = AdminServer(admin_routes(health, registry_for(stats, files.open_tailers)))
     try:
-        runner = await start_site(admin_app(health, registry_for(stats, files.open_tailers)),
-                                  host, port)
+        await admin.start(host, port)
     except OSError as exc:
         log.error("cannot serve the admin port on %s:%d: %s", host, port, exc)
         return 1
@@ -91,7 +92,7 @@ async def run(
         await pipeline.drain(config.shutdown_timeout)
     finally:
         health.ready = False
-        await runner.cleanup()
+        await admin.close()
     log.info("stopped")
     return 0
 
