@@ -4,6 +4,10 @@ consistent hashing, with nginx's passive health (max_fails within fail_timeout).
 The round robin reproduces nginx's pick sequence exactly: every peer's current_weight grows
 by its effective_weight, the largest wins and pays the total back; a failure lowers the
 effective weight by weight/max_fails, and each pick earns one point of it back.
+
+Beyond nginx open source: slow start (a peer that comes back or is added ramps its weight
+up over `slow_start` seconds, as nginx Plus and HAProxy's `slowstart`), drain (no new
+requests; those in flight finish), and outlier ejection (ambassador.outlier).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ambassador.outlier import NO_RESPONSE, Ejector
 from podkit.proxy.head import RequestHead
 from podkit.proxy.stats import Histogram
 from podkit.proxy.upstream import Upstream, parse_upstream_url
@@ -35,13 +40,23 @@ class Peer:
     backup: bool = False
     down: bool = False
     max_conns: int = 0
-    # nginx's state
-    current_weight: int = 0
+    slow_start: float = 0.0  # seconds over which the weight ramps up when it comes back
+    drain: bool = False  # no new requests (set by the config or the admin port)
+    configured: tuple[object, ...] = ()  # the server parameters it was built from
+    # nginx's state (current_weight a float only so that a slow start can ramp smoothly)
+    current_weight: float = 0.0
     effective_weight: int = 0
     fails: int = 0
     accessed: float = 0.0
     checked: float = 0.0
     healthy: bool = True  # the active health check's verdict; True without checks
+    ramp_from: float = 0.0  # slow start: when the ramp began (0: at full weight)
+    # outlier ejection (ambassador.outlier)
+    consecutive_5xx: int = 0
+    consecutive_gateway: int = 0
+    ejected_until: float = 0.0
+    ejections: int = 0  # the ejection time's multiplier
+    ejections_total: int = 0
     # what the metrics show
     responses: dict[int, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
@@ -54,9 +69,23 @@ class Peer:
     def conns(self) -> int:
         return self.upstream.active
 
+    def share(self, now: float) -> float:
+        """The part of its weight it has now: below 1 while slow starting."""
+        if self.ramp_from:
+            elapsed = now - self.ramp_from
+            if elapsed < self.slow_start:
+                return max(elapsed / self.slow_start, MIN_SHARE)
+            self.ramp_from = 0.0
+        return 1.0
+
+    def start_slow(self, now: float) -> None:
+        """It comes back (or is added): ramp its weight up, when it has a slow_start."""
+        if self.slow_start:
+            self.ramp_from = now
+
     def available(self, now: float) -> bool:
-        """Up by configuration, by health check, by max_fails and by max_conns."""
-        if self.down or not self.healthy:
+        """Up by configuration, drain, health check, max_fails, ejection and max_conns."""
+        if self.down or self.drain or not self.healthy or self.ejected_until > now:
             return False
         if (
             self.max_fails
@@ -67,14 +96,19 @@ class Peer:
         return not (self.max_conns and self.conns >= self.max_conns)
 
 
+MIN_SHARE = 0.01  # a slow-started peer's share of its weight at the start of the ramp
+
+
 class Tried:
-    """The peers one request has tried (nginx's rrp->tried bitmap)."""
+    """The peers one request has tried (nginx's rrp->tried bitmap), and the group (route)
+    it was sent to."""
 
-    __slots__ = ("backup", "peers")
+    __slots__ = ("backup", "group", "peers")
 
-    def __init__(self) -> None:
+    def __init__(self, group: object = None) -> None:
         self.peers: set[int] = set()
         self.backup = False
+        self.group = group
 
 
 class Balancer:
@@ -84,12 +118,14 @@ class Balancer:
         method: Method = "round_robin",
         hash_key: Callable[[RequestHead], bytes] | None = None,
         clock: Clock = time.monotonic,
+        ejector: Ejector | None = None,
     ) -> None:
         self.primary = [p for p in peers if not p.backup]
         self.backup = [p for p in peers if p.backup]
         self.method = method
         self.hash_key = hash_key
         self.clock = clock
+        self.ejector = ejector
         self.ring = HashRing(self.primary) if method == "hash" else None
         # nginx's peers->single: one primary and no backup is never taken out by failures.
         self.single = self.primary[0] if len(self.primary) == 1 and not self.backup else None
@@ -123,7 +159,7 @@ class Balancer:
             return None
         if self.single is not None:  # nginx: a single server is never taken out by max_fails
             peer = self.single
-            if peer.down or not peer.healthy or id(peer) in tried.peers:
+            if peer.down or peer.drain or not peer.healthy or id(peer) in tried.peers:
                 return None
             if peer.max_conns and peer.conns >= peer.max_conns:
                 return None
@@ -144,12 +180,15 @@ class Balancer:
 
     def _round_robin(self, group: list[Peer], tried: Tried, now: float) -> Peer | None:
         best: Peer | None = None
-        total = 0
+        total = 0.0
         for peer in group:
             if id(peer) in tried.peers or not peer.available(now):
                 continue
-            peer.current_weight += peer.effective_weight
-            total += peer.effective_weight
+            weight = float(peer.effective_weight)
+            if peer.ramp_from:
+                weight *= peer.share(now)
+            peer.current_weight += weight
+            total += weight
             if peer.effective_weight < peer.weight:
                 peer.effective_weight += 1
             if best is None or peer.current_weight > best.current_weight:
@@ -166,11 +205,13 @@ class Balancer:
         candidates = [p for p in group if id(p) not in tried.peers and p.available(now)]
         if not candidates:
             return None
+        weights = {id(p): p.weight * p.share(now) for p in candidates}
         best = candidates[0]
         for peer in candidates[1:]:
-            if peer.conns * best.weight < best.conns * peer.weight:
+            if peer.conns * weights[id(best)] < best.conns * weights[id(peer)]:
                 best = peer
-        tied = [p for p in candidates if p.conns * best.weight == best.conns * p.weight]
+        w = weights[id(best)]
+        tied = [p for p in candidates if p.conns * w == best.conns * weights[id(p)]]
         if len(tied) == 1:
             if now - best.checked > best.fail_timeout:
                 best.checked = now
@@ -186,6 +227,9 @@ class Balancer:
         if peer is self.single:
             return  # nginx keeps no failure state for a single server
         now = self.clock()
+        if self.ejector is not None:
+            status = int(kind[5:]) if kind.startswith("http_") else NO_RESPONSE
+            self.ejector.result(peer, status, now, self.peers)
         peer.fails += 1
         peer.accessed = now
         peer.checked = now
@@ -199,7 +243,11 @@ class Balancer:
             return
         peer.responses[status] = peer.responses.get(status, 0) + 1
         peer.latency.observe(seconds)
+        if self.ejector is not None and peer is not self.single:
+            self.ejector.result(peer, status, self.clock(), self.peers)
         if peer.accessed < peer.checked:
+            if peer.max_fails and peer.fails >= peer.max_fails:
+                peer.start_slow(self.clock())  # back after fail_timeout
             peer.fails = 0
 
     def any_available(self) -> bool:
@@ -208,6 +256,7 @@ class Balancer:
             peer = self.single
             return (
                 not peer.down
+                and not peer.drain
                 and peer.healthy
                 and not (peer.max_conns and peer.conns >= peer.max_conns)
             )

@@ -1,5 +1,5 @@
-"""The ambassador's options (AMBASSADOR_* variables) and its upstream list, in nginx's
-`server` syntax: "http://server1:80 weight=3 max_fails=1 fail_timeout=10s backup"."""
+"""The ambassador's options (AMBASSADOR_* variables): its upstream list in nginx's `server`
+syntax (ambassador.groups), or a --config file with groups and routes (ambassador.routes)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ambassador.balancer import Method
+from ambassador.groups import (
+    ServerSpec,
+    UpstreamGroup,
+    group_from,
+    parse_hash_key,
+    parse_next_upstream,
+    parse_server,
+)
+from ambassador.routes import Layout, load_layout
 from podkit.options import (
     OptionError,
     describe,
@@ -18,7 +27,8 @@ from podkit.options import (
     parse_host_port,
 )
 from podkit.proxy.options import ProxyOptions
-from podkit.proxy.upstream import parse_upstream_url
+
+__all__ = ["AmbassadorConfig", "ServerSpec", "UpstreamGroup", "load_group", "parse_server"]
 
 PROG = "ambassador"
 DESCRIPTION = (
@@ -27,165 +37,9 @@ DESCRIPTION = (
 )
 
 
-@dataclass(frozen=True)
-class ServerSpec:
-    """One `server` line of nginx's upstream block."""
-
-    url: str
-    weight: int = 1
-    max_fails: int = 1
-    fail_timeout: float = 10.0
-    backup: bool = False
-    down: bool = False
-    max_conns: int = 0
-
-    @property
-    def host(self) -> str:
-        return parse_upstream_url(self.url)[0]
-
-    @property
-    def port(self) -> int:
-        return parse_upstream_url(self.url)[1]
-
-
-_INT_PARAMS = {"weight": 1, "max_fails": 0, "max_conns": 0}  # name → smallest allowed
-
-
-def parse_server(text: str) -> ServerSpec:
-    """'http://host:port weight=3 max_fails=2 fail_timeout=30s backup down max_conns=100'."""
-    words = text.split()
-    if not words:
-        raise OptionError("an empty upstream")
-    url = words[0] if "://" in words[0] or words[0].startswith("unix:") else "http://" + words[0]
-    try:
-        parse_upstream_url(url)
-    except ValueError as exc:
-        raise OptionError(str(exc)) from None
-    params: dict[str, Any] = {}
-    for word in words[1:]:
-        name, sep, value = word.partition("=")
-        if name in ("backup", "down") and not sep:
-            params[name] = True
-        elif name in _INT_PARAMS and sep:
-            if not (value.isascii() and value.isdigit()) or int(value) < _INT_PARAMS[name]:
-                raise OptionError(
-                    f"{url}: {name} must be a whole number >= {_INT_PARAMS[name]}, got {value!r}"
-                )
-            params[name] = int(value)
-        elif name == "fail_timeout" and sep:
-            try:
-                params[name] = parse_duration(value)
-            except OptionError as exc:
-                raise OptionError(f"{url}: fail_timeout: {exc}") from None
-        else:
-            raise OptionError(
-                f"{url}: unknown server parameter {word!r} (weight=, max_fails=, fail_timeout=, "
-                "max_conns=, backup, down)"
-            )
-    return ServerSpec(url, **params)
-
-
-def _server_item(item: object) -> ServerSpec:
-    """A YAML upstream item: a string in nginx syntax, or a mapping with `url`."""
-    if isinstance(item, str):
-        return parse_server(item)
-    if isinstance(item, dict) and "url" in item:
-        words = [str(item["url"])]
-        for key, value in item.items():
-            if key == "url":
-                continue
-            if value is True:
-                words.append(str(key))
-            elif value is not False:
-                words.append(f"{key}={value}")
-        return parse_server(" ".join(words))
-    raise OptionError(f"an upstream is a string or a mapping with `url`: {item!r}")
-
-
-def parse_hash_key(text: str) -> str:
-    value = text.strip()
-    kind, _, name = value.partition(":")
-    if value == "ip" or (kind in ("header", "cookie") and name):
-        return value
-    raise OptionError(f"expected ip, header:NAME or cookie:NAME, got {text!r}")
-
-
-@dataclass(frozen=True)
-class UpstreamGroup:
-    """What can change at run time: the servers and how to choose among them."""
-
-    servers: tuple[ServerSpec, ...]
-    method: Method = "round_robin"
-    hash_key: str = "ip"
-    health_path: str = ""
-    health_interval: float = 5.0
-    health_timeout: float = 2.0
-    health_rise: int = 2
-    health_fall: int = 3
-
-    def __post_init__(self) -> None:
-        if not self.servers:
-            raise OptionError(
-                "no upstream servers: give --upstream, AMBASSADOR_UPSTREAMS or "
-                "--config with an `upstreams:` list"
-            )
-        if all(s.backup for s in self.servers):
-            raise OptionError("every upstream is a backup: at least one must not be")
-        if self.method == "hash" and any(s.backup for s in self.servers):
-            raise OptionError("backup servers cannot be used with the hash method (as in nginx)")
-        if self.health_path and not self.health_path.startswith("/"):
-            raise OptionError(f"health path must start with '/', got {self.health_path!r}")
-
-
 def load_group(path: str, defaults: dict[str, Any]) -> UpstreamGroup:
-    """An UpstreamGroup from a YAML file (the --config file, a ConfigMap in Kubernetes)."""
-    import yaml  # only with --config: a few MB the flag-configured ambassador does not carry
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise OptionError(f"{path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise OptionError(f"{path}: {where}{problem}") from None
-    if not isinstance(data, dict):
-        raise OptionError(f"{path}: expected a mapping with an `upstreams:` list")
-    unknown = set(data) - {"upstreams", "method", "hash_key", "health"}
-    if unknown:
-        raise OptionError(f"{path}: unknown keys {sorted(unknown)}")
-    items = data.get("upstreams") or []
-    if not isinstance(items, list):
-        raise OptionError(f"{path}: `upstreams` must be a list")
-    servers = []
-    for item in items:
-        try:
-            servers.append(_server_item(item))
-        except OptionError as exc:
-            raise OptionError(f"{path}: {exc}") from None
-    health = data.get("health") or {}
-    if not isinstance(health, dict):
-        raise OptionError(f"{path}: `health` must be a mapping")
-    unknown = set(health) - {"path", "interval", "timeout", "rise", "fall"}
-    if unknown:
-        raise OptionError(f"{path}: unknown keys under health: {sorted(unknown)}")
-    d = defaults
-    try:
-        return UpstreamGroup(
-            servers=tuple(servers),
-            method=parse_choice("round_robin", "least_conn", "hash")(
-                str(data.get("method", d["method"]))
-            ),
-            hash_key=parse_hash_key(str(data.get("hash_key", d["hash_key"]))),
-            health_path=str(health.get("path", d["health_path"])),
-            health_interval=parse_duration(str(health.get("interval", d["health_interval"]))),
-            health_timeout=parse_duration(str(health.get("timeout", d["health_timeout"]))),
-            health_rise=int(health.get("rise", d["health_rise"])),
-            health_fall=int(health.get("fall", d["health_fall"])),
-        )
-    except (OptionError, ValueError) as exc:
-        raise OptionError(f"{path}: {exc}") from None
+    """The default group of a --config file (its top level)."""
+    return load_layout(path, defaults).default
 
 
 @dataclass(frozen=True)
@@ -204,13 +58,15 @@ class AmbassadorConfig(ProxyOptions):
         env="AMBASSADOR_UPSTREAMS",
         parse=parse_server,
         multiple=True,
-        metavar='"URL [weight=N] [max_fails=N] [fail_timeout=T] [backup] [down] [max_conns=N]"',
+        metavar='"URL [weight=N] [max_fails=N] [fail_timeout=T] [max_conns=N] [slow_start=T] '
+        '[backup] [down] [drain]"',
         help="an upstream server, nginx style; the variable takes one per line or comma",
     )
     config: str = option(
         "",
         env="AMBASSADOR_CONFIG",
-        help="YAML file with `upstreams:` (and method, hash_key, health); reloaded on change",
+        help="YAML file with `upstreams:` (and method, health, next_upstream, timeouts, "
+        "outlier, groups, routes); reloaded on change",
     )
     method: Method = option(
         "round_robin",
@@ -223,6 +79,15 @@ class AmbassadorConfig(ProxyOptions):
         env="AMBASSADOR_HASH_KEY",
         parse=parse_hash_key,
         help="for --method hash: ip, header:NAME or cookie:NAME",
+    )
+    next_upstream: frozenset[str] = option(
+        frozenset({"error", "timeout"}),
+        env="AMBASSADOR_NEXT_UPSTREAM",
+        parse=parse_next_upstream,
+        metavar="CONDITIONS",
+        help="when a request goes to the next upstream, as nginx's proxy_next_upstream: error, "
+        "timeout, invalid_header, http_500, http_502, http_503, http_504, http_429, "
+        "non_idempotent, or off",
     )
     next_upstream_tries: int = option(
         0,
@@ -240,7 +105,20 @@ class AmbassadorConfig(ProxyOptions):
         False,
         env="AMBASSADOR_NEXT_UPSTREAM_NON_IDEMPOTENT",
         parse=parse_bool,
-        help="also retry POST/PATCH on another upstream (may send them twice)",
+        help="also retry POST/PATCH on another upstream (may send them twice); as "
+        "non_idempotent in --next-upstream",
+    )
+    send_timeout: float = option(
+        60.0,
+        env="AMBASSADOR_SEND_TIMEOUT",
+        parse=parse_duration,
+        help="time an upstream may take no part of the request (504 after)",
+    )
+    admin_token_file: str = option(
+        "",
+        env="AMBASSADOR_ADMIN_TOKEN_FILE",
+        help="file with a token that admin-port writes from other than loopback must carry "
+        "(Authorization: Bearer TOKEN); without it, only loopback may write",
     )
     health_path: str = option(
         "",
@@ -292,10 +170,28 @@ class AmbassadorConfig(ProxyOptions):
                 "give the upstreams either with --upstream/AMBASSADOR_UPSTREAMS "
                 "or in --config, not both"
             )
-        self.group()  # every check of the upstream list, at startup
+        if self.admin_token_file and not self.admin_token():
+            raise OptionError(
+                f"{describe(AmbassadorConfig, 'admin_token_file')}: "
+                f"no token in {self.admin_token_file}"
+            )
+        if self.next_upstream_tries < 0:
+            raise OptionError(f"{describe(AmbassadorConfig, 'next_upstream_tries')}: must be >= 0")
+        self.layout()  # every check of the upstream list, at startup
+
+    def admin_token(self) -> str:
+        """The admin token, read when needed (a Secret's file may be rotated); "" for none."""
+        try:
+            return Path(self.admin_token_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise OptionError(f"{describe(AmbassadorConfig, 'admin_token_file')}: {exc}") from None
 
     def group(self) -> UpstreamGroup:
-        """The upstream group from the flags, or (when given) from the --config file."""
+        """The default upstream group (all of it, without --config's groups and routes)."""
+        return self.layout().default
+
+    def layout(self) -> Layout:
+        """The groups and routes: from the flags, or (when given) from the --config file."""
         defaults: dict[str, Any] = {
             "method": self.method,
             "hash_key": self.hash_key,
@@ -304,7 +200,14 @@ class AmbassadorConfig(ProxyOptions):
             "health_timeout": self.health_timeout,
             "health_rise": self.health_rise,
             "health_fall": self.health_fall,
+            "next_upstream": self.next_upstream
+            | ({"non_idempotent"} if self.next_upstream_non_idempotent else set()),
+            "next_upstream_tries": self.next_upstream_tries,
+            "next_upstream_timeout": self.next_upstream_timeout,
+            "connect_timeout": self.connect_timeout,
+            "read_timeout": self.read_timeout,
+            "send_timeout": self.send_timeout,
         }
         if self.config:
-            return load_group(self.config, defaults)
-        return UpstreamGroup(servers=self.upstream, **defaults)
+            return load_layout(self.config, defaults)
+        return Layout({"default": group_from({"upstreams": []}, defaults, servers=self.upstream)})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from ambassador.balancer import Peer
@@ -71,6 +72,7 @@ class HealthChecker:
             streak = streak + 1 if streak > 0 else 1
             if not peer.healthy and streak >= self.rise:
                 peer.healthy = True
+                peer.start_slow(time.monotonic())
                 log.info(
                     "upstream %s (%s) passed %d checks: back in",
                     peer.name,

@@ -1,5 +1,6 @@
 """The ambassador's /metrics: the engine's counters and, per upstream peer, responses by
-code, failures by kind, response time, up/down, effective weight and connections."""
+code, failures by kind, response time, up/down, effective weight, connections, and its
+state beyond nginx open source (drain, slow start, ejection)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,30 @@ from prometheus_client.registry import Collector
 from podkit.buildinfo import build_info
 from podkit.proxy.stats import Histogram, ProxyStats
 
-LABELS = ["upstream", "address"]
-FAILURE_KINDS = ("connect", "timeout", "reset", "invalid_response")
+LABELS = ["upstream", "address", "group"]
+FAILURE_KINDS = (
+    "connect",
+    "timeout",
+    "reset",
+    "invalid_response",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "http_429",
+)
 
 
 class AmbassadorCollector(Collector):
     def __init__(
-        self, stats: Callable[[], ProxyStats], views: Callable[[], list[dict[str, Any]]]
+        self,
+        stats: Callable[[], ProxyStats],
+        views: Callable[[], list[dict[str, Any]]],
+        refused_writes: Callable[[], int] = lambda: 0,
     ) -> None:
         self.stats = stats  # this process's counters, or the sum of the workers'
         self.views = views  # the peers, as /upstreams shows them
+        self.refused_writes = refused_writes
 
     def collect(self) -> Iterator[Metric]:
         yield build_info("ambassador")
@@ -66,8 +81,28 @@ class AmbassadorCollector(Collector):
         conns = GaugeMetricFamily(
             "ambassador_upstream_active_requests", "Requests in flight on each peer", labels=LABELS
         )
+        draining = GaugeMetricFamily(
+            "ambassador_upstream_draining",
+            "1 while the peer drains: no new requests, those in flight finish",
+            labels=LABELS,
+        )
+        share = GaugeMetricFamily(
+            "ambassador_upstream_slow_start_share",
+            "The part of its weight the peer has now: below 1 while slow starting",
+            labels=LABELS,
+        )
+        ejected = GaugeMetricFamily(
+            "ambassador_upstream_ejected",
+            "1 while the peer is ejected by outlier detection",
+            labels=LABELS,
+        )
+        ejections = CounterMetricFamily(
+            "ambassador_upstream_ejections",
+            "Times the peer was ejected by outlier detection",
+            labels=LABELS,
+        )
         for view in self.views():
-            labels = [view["server"], view["address"]]
+            labels = [view["server"], view["address"], view.get("group", "default")]
             for code, n in sorted(view["responses"].items()):
                 responses.add_metric([*labels, code], n)
             for kind in FAILURE_KINDS:
@@ -79,13 +114,25 @@ class AmbassadorCollector(Collector):
             healthy.add_metric(labels, 1.0 if view["healthy"] else 0.0)
             weight.add_metric(labels, view["effective_weight"])
             conns.add_metric(labels, view["active_requests"])
+            draining.add_metric(labels, 1.0 if view["drain"] else 0.0)
+            share.add_metric(labels, view["weight_share"])
+            ejected.add_metric(labels, 1.0 if view["ejected"] else 0.0)
+            ejections.add_metric(labels, view["ejections"])
         yield from (responses, failures, latency, up, healthy, weight, conns)
+        yield from (draining, share, ejected, ejections)
+        yield CounterMetricFamily(
+            "ambassador_admin_writes_refused",
+            "Admin-port writes refused: not from loopback and without the admin token",
+            value=self.refused_writes(),
+        )
 
 
 def registry_for(
-    stats: Callable[[], ProxyStats], views: Callable[[], list[dict[str, Any]]]
+    stats: Callable[[], ProxyStats],
+    views: Callable[[], list[dict[str, Any]]],
+    refused_writes: Callable[[], int] = lambda: 0,
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(AmbassadorCollector(stats, views))
+    registry.register(AmbassadorCollector(stats, views, refused_writes))
     ProcessCollector(registry=registry)
     return registry

@@ -10,7 +10,7 @@ import logging
 import socket
 
 from ambassador.balancer import Peer
-from ambassador.config import ServerSpec
+from ambassador.groups import ServerSpec
 from podkit.proxy.settings import ProxySettings
 from podkit.proxy.upstream import Upstream
 
@@ -48,14 +48,29 @@ async def resolve(servers: tuple[ServerSpec, ...], previous: Addresses | None = 
     return out
 
 
+def configured(spec: ServerSpec) -> tuple[object, ...]:
+    return (
+        spec.weight,
+        spec.max_fails,
+        spec.fail_timeout,
+        spec.backup,
+        spec.down,
+        spec.max_conns,
+        spec.slow_start,
+        spec.drain,
+    )
+
+
 def build_peers(
     servers: tuple[ServerSpec, ...],
     addresses: Addresses,
     settings: ProxySettings,
     old: list[Peer] | None = None,
+    now: float = 0.0,
 ) -> list[Peer]:
-    """Peers for the servers; a peer whose server and address are unchanged is kept as it was
-    (its pool, counters and health), so a reload or a re-resolution drops no state."""
+    """Peers for the servers; a peer whose server, address and parameters are unchanged is
+    kept as it was (its pool, counters, health, and a drain set through the admin port), so a
+    reload or a re-resolution drops no state. A peer added then (`old` given) slow-starts."""
     kept = {(p.name, p.upstream.url): p for p in old or []}
     peers: list[Peer] = []
     for spec in servers:
@@ -67,36 +82,28 @@ def build_peers(
         )
         for url in urls:
             existing = kept.pop((spec.url, url), None)
-            if existing is not None and (
-                existing.weight,
-                existing.max_fails,
-                existing.fail_timeout,
-                existing.backup,
-                existing.down,
-                existing.max_conns,
-            ) == (
-                spec.weight,
-                spec.max_fails,
-                spec.fail_timeout,
-                spec.backup,
-                spec.down,
-                spec.max_conns,
-            ):
-                peers.append(existing)
-                continue
+            if existing is not None:
+                existing.upstream.settings = settings  # the group's timeouts and retries
+                if existing.configured == configured(spec):
+                    peers.append(existing)
+                    continue
             upstream = existing.upstream if existing else Upstream(url, settings)
-            peers.append(
-                Peer(
-                    name=spec.url,
-                    upstream=upstream,
-                    weight=spec.weight,
-                    max_fails=spec.max_fails,
-                    fail_timeout=spec.fail_timeout,
-                    backup=spec.backup,
-                    down=spec.down,
-                    max_conns=spec.max_conns,
-                )
+            peer = Peer(
+                name=spec.url,
+                upstream=upstream,
+                weight=spec.weight,
+                max_fails=spec.max_fails,
+                fail_timeout=spec.fail_timeout,
+                backup=spec.backup,
+                down=spec.down,
+                max_conns=spec.max_conns,
+                slow_start=spec.slow_start,
+                drain=spec.drain,
+                configured=configured(spec),
             )
+            if old is not None and existing is None:
+                peer.start_slow(now)
+            peers.append(peer)
     for gone in kept.values():
         gone.upstream.close()  # idle connections only: exchanges in flight finish on theirs
     return peers

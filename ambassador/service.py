@@ -10,19 +10,23 @@ import json
 import logging
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from http.cookies import SimpleCookie
 from time import monotonic
 from typing import Any
 
-from ambassador.balancer import Balancer, Tried
+from ambassador.admin import WriteFence, write_handler
+from ambassador.balancer import Balancer, Peer, Tried
 from ambassador.config import AmbassadorConfig, UpstreamGroup
 from ambassador.health import HealthChecker
 from ambassador.metrics import registry_for
+from ambassador.outlier import Ejector
 from ambassador.peers import Addresses, build_peers, resolve
+from ambassador.routes import Layout, Route
 from podkit.admin_http import AdminServer, Request, Response, admin_routes
 from podkit.health import Health
 from podkit.options import OptionError
-from podkit.proxy import ProxyServer, Upstream
+from podkit.proxy import ProxyServer, ProxySettings, Upstream
 from podkit.proxy.head import RequestHead
 from podkit.proxy.stats import ProxyStats
 from podkit.runner import Closer, Report, Reports, serve
@@ -50,66 +54,24 @@ def hash_key(spec: str) -> Callable[[RequestHead], bytes]:
     return lambda head: head.peer.encode()
 
 
-class Ambassador:
-    def __init__(self, config: AmbassadorConfig) -> None:
-        self.config = config
-        self.settings = config.proxy_settings(
-            scheme=b"http",
-            via_name="ambassador",
-            retry_non_idempotent=config.next_upstream_non_idempotent,
-        )
-        # The file's signature before reading it: a change made while starting is not lost.
-        self._config_signature = self._signature() if config.config else None
-        self.group = config.group()
+class GroupState:
+    """One upstream group as it runs: its balancer, addresses, health checks and settings;
+    kept across reloads, so that its peers keep what they learnt."""
+
+    def __init__(self, group: UpstreamGroup) -> None:
+        self.group = group
         self.addresses: Addresses = {}
         self.balancer = Balancer([])
-        self.proxy = ProxyServer(self.settings, self.pick)
         self.health_task: asyncio.Future[None] | None = None
-        self.tasks: list[asyncio.Future[None]] = []
-        self._lock = asyncio.Lock()
+        self.started = False
 
-    # -- the engine's seam ------------------------------------------------------------------
-    def pick(self, head: RequestHead, attempt: int) -> Upstream | None:
-        tried = head.pick_state
-        if not isinstance(tried, Tried):
-            tried = head.pick_state = Tried()
-        limit = self.config.next_upstream_tries
-        if attempt and limit and attempt >= limit:
-            return None
-        deadline = self.config.next_upstream_timeout
-        if attempt and deadline and monotonic() - head.started > deadline:
-            return None
-        peer = self.balancer.pick(tried, head)
-        return peer.upstream if peer is not None else None
-
-    # -- applying an upstream group ------------------------------------------------------------
-    async def apply(self, group: UpstreamGroup, addresses: Addresses | None = None) -> None:
-        if addresses is None:
-            addresses = await resolve(group.servers, self.addresses)
-        peers = build_peers(group.servers, addresses, self.settings, old=self.balancer.peers)
-        key = hash_key(group.hash_key) if group.method == "hash" else None
-        self.balancer = Balancer(peers, group.method, hash_key=key)
-        changed_health = (
-            group.health_path,
-            group.health_interval,
-            group.health_timeout,
-            group.health_rise,
-            group.health_fall,
-        ) != (
-            self.group.health_path,
-            self.group.health_interval,
-            self.group.health_timeout,
-            self.group.health_rise,
-            self.group.health_fall,
-        )
-        self.group, self.addresses = group, addresses
-        if changed_health or self.health_task is None:
-            self._restart_health_checks()
-
-    def _restart_health_checks(self) -> None:
+    def stop_health_checks(self) -> None:
         if self.health_task is not None:
             self.health_task.cancel()
             self.health_task = None
+
+    def start_health_checks(self) -> None:
+        self.stop_health_checks()
         group = self.group
         if group.health_path:
             checker = HealthChecker(
@@ -125,15 +87,117 @@ class Ambassador:
             for peer in self.balancer.peers:
                 peer.healthy = True
 
+
+def health_of(group: UpstreamGroup) -> tuple[object, ...]:
+    return (
+        group.health_path,
+        group.health_interval,
+        group.health_timeout,
+        group.health_rise,
+        group.health_fall,
+    )
+
+
+def settings_for(base: ProxySettings, group: UpstreamGroup) -> ProxySettings:
+    """The engine's settings for the group's upstreams: its timeouts and next_upstream."""
+    return replace(
+        base,
+        connect_timeout=group.connect_timeout,
+        read_timeout=group.read_timeout,
+        send_timeout=group.send_timeout,
+        next_upstream=group.next_upstream_mask,
+        next_upstream_statuses=group.next_upstream_statuses,
+        retry_non_idempotent="non_idempotent" in group.next_upstream,
+    )
+
+
+class Ambassador:
+    def __init__(self, config: AmbassadorConfig) -> None:
+        self.config = config
+        self.settings = config.proxy_settings(scheme=b"http", via_name="ambassador")
+        # The file's signature before reading it: a change made while starting is not lost.
+        self._config_signature = self._signature() if config.config else None
+        self.layout = config.layout()
+        self.groups: dict[str, GroupState] = {}
+        self.routes: tuple[tuple[Route, GroupState], ...] = ()
+        self.default = GroupState(self.layout.default)
+        self.proxy = ProxyServer(self.settings, self.pick)
+        self.tasks: list[asyncio.Future[None]] = []
+        self._lock = asyncio.Lock()
+
+    @property
+    def balancer(self) -> Balancer:
+        return self.default.balancer
+
+    # -- the engine's seam ------------------------------------------------------------------
+    def route(self, head: RequestHead) -> GroupState:
+        for route, state in self.routes:
+            if route.matches(head):
+                return state
+        return self.default
+
+    def pick(self, head: RequestHead, attempt: int) -> Upstream | None:
+        tried = head.pick_state
+        if not isinstance(tried, Tried):
+            tried = head.pick_state = Tried(self.route(head) if self.routes else self.default)
+        state = tried.group
+        assert isinstance(state, GroupState)
+        group = state.group
+        limit = group.next_upstream_tries
+        if attempt and limit and attempt >= limit:
+            return None
+        deadline = group.next_upstream_timeout
+        if attempt and deadline and monotonic() - head.started > deadline:
+            return None
+        peer = state.balancer.pick(tried, head)
+        return peer.upstream if peer is not None else None
+
+    # -- applying the groups and routes ------------------------------------------------------
+    async def apply(self, layout: Layout) -> None:
+        states: dict[str, GroupState] = {}
+        for name, group in layout.groups.items():
+            state = self.groups.get(name) or (self.default if name == "default" else None)
+            if state is None:
+                state = GroupState(group)
+            await self.apply_group(state, group)
+            states[name] = state
+        for name, gone in self.groups.items():
+            if name not in states:
+                gone.stop_health_checks()
+                for peer in gone.balancer.peers:
+                    peer.upstream.close()
+        self.groups, self.default, self.layout = states, states["default"], layout
+        self.routes = tuple((route, states[route.group]) for route in layout.routes)
+
+    async def apply_group(
+        self, state: GroupState, group: UpstreamGroup, addresses: Addresses | None = None
+    ) -> None:
+        if addresses is None:
+            addresses = await resolve(group.servers, state.addresses)
+        peers = build_peers(
+            group.servers,
+            addresses,
+            settings_for(self.settings, group),
+            old=state.balancer.peers if state.started else None,
+            now=monotonic(),
+        )
+        key = hash_key(group.hash_key) if group.method == "hash" else None
+        ejector = Ejector(group.outlier) if group.outlier.enabled else None
+        state.balancer = Balancer(peers, group.method, hash_key=key, ejector=ejector)
+        restart = health_of(group) != health_of(state.group) or not state.started
+        state.group, state.addresses, state.started = group, addresses, True
+        if restart:
+            state.start_health_checks()
+
     async def reload_config(self, why: str) -> None:
         async with self._lock:
             try:
-                group = self.config.group()
+                layout = self.config.layout()
             except OptionError as exc:
                 log.error("new configuration rejected (%s), keeping the old one: %s", why, exc)
                 return
-            await self.apply(group)
-            log.info("configuration reloaded (%s): %s", why, describe(self.balancer))
+            await self.apply(layout)
+            log.info("configuration reloaded (%s): %s", why, self.describe())
 
     async def watch_config(self) -> None:
         path = self.config.config
@@ -156,40 +220,53 @@ class Ambassador:
         while True:
             await asyncio.sleep(self.config.resolve_interval)
             async with self._lock:
-                addresses = await resolve(self.group.servers, self.addresses)
-                if addresses != self.addresses:
-                    log.info("upstream addresses changed: %s", addresses)
-                    await self.apply(self.group, addresses)
+                for state in self.groups.values():
+                    addresses = await resolve(state.group.servers, state.addresses)
+                    if addresses != state.addresses:
+                        log.info("upstream addresses changed: %s", addresses)
+                        await self.apply_group(state, state.group, addresses)
+
+    def describe(self) -> str:
+        return "; ".join(
+            f"{name}: {describe(state.balancer)}"
+            if len(self.groups) > 1
+            else describe(state.balancer)
+            for name, state in self.groups.items()
+        )
 
     # -- admin -----------------------------------------------------------------------------------
     def upstreams_json(self) -> list[dict[str, object]]:
-        now = self.balancer.clock()
         return [
-            {
-                "server": p.name,
-                "address": p.upstream.url,
-                "weight": p.weight,
-                "effective_weight": p.effective_weight,
-                "current_weight": p.current_weight,
-                "backup": p.backup,
-                "down": p.down,
-                "max_fails": p.max_fails,
-                "fail_timeout": p.fail_timeout,
-                "fails": p.fails,
-                "healthy": p.healthy,
-                "available": p.available(now),
-                "active_requests": p.conns,
-                "max_conns": p.max_conns,
-                "responses": {str(k): v for k, v in p.responses.items()},
-                "failures": p.failures,
-                "latency": {"counts": p.latency.counts, "total": p.latency.total},
-            }
-            for p in self.balancer.peers
+            peer_view(name, p, state.balancer.clock())
+            for name, state in self.groups.items()
+            for p in state.balancer.peers
         ]
+
+    def change(self, change: dict[str, Any]) -> list[dict[str, object]]:
+        """An admin write: set drain/down on the peers it names (all groups, or `group`)."""
+        changed = []
+        now = monotonic()
+        for name, state in self.groups.items():
+            if change.get("group", name) != name:
+                continue
+            for peer in state.balancer.peers:
+                if change.get("server", peer.name) != peer.name:
+                    continue
+                if change.get("address", peer.upstream.url) != peer.upstream.url:
+                    continue
+                was_out = peer.drain or peer.down
+                peer.drain = change.get("drain", peer.drain)
+                peer.down = change.get("down", peer.down)
+                if peer.drain or peer.down:
+                    peer.upstream.close()  # idle connections: those in flight finish
+                elif was_out:
+                    peer.start_slow(now)
+                changed.append(peer_view(name, peer, now))
+        return changed
 
     # -- running -----------------------------------------------------------------------------
     async def start(self, reuse_port: bool = False) -> None:
-        await self.apply(self.group)
+        await self.apply(self.layout)
         if self.config.config and self.config.config_check_interval:
             self.tasks.append(asyncio.ensure_future(self.watch_config()))
         if self.config.resolve_interval:
@@ -204,17 +281,48 @@ class Ambassador:
         return {
             "proxy": self.proxy.stats.snapshot(),
             "peers": self.upstreams_json(),
-            "available": self.balancer.any_available(),
+            "available": any(s.balancer.any_available() for s in self.groups.values()),
         }
 
     async def drain(self) -> None:
         for task in self.tasks:
             task.cancel()
-        if self.health_task is not None:
-            self.health_task.cancel()
+        for state in self.groups.values():
+            state.stop_health_checks()
         await self.proxy.drain(self.config.drain_timeout)
-        for peer in self.balancer.peers:
-            peer.upstream.close()
+        for state in self.groups.values():
+            for peer in state.balancer.peers:
+                peer.upstream.close()
+
+
+def peer_view(group: str, p: Peer, now: float) -> dict[str, object]:
+    ejected = p.ejected_until > now
+    return {
+        "group": group,
+        "server": p.name,
+        "address": p.upstream.url,
+        "weight": p.weight,
+        "effective_weight": p.effective_weight,
+        "current_weight": p.current_weight,
+        "backup": p.backup,
+        "down": p.down,
+        "drain": p.drain,
+        "max_fails": p.max_fails,
+        "fail_timeout": p.fail_timeout,
+        "fails": p.fails,
+        "healthy": p.healthy,
+        "available": p.available(now),
+        "slow_start": p.slow_start,
+        "weight_share": round(p.share(now), 4) if not ejected else 0.0,
+        "ejected": ejected,
+        "ejected_for": round(p.ejected_until - now, 3) if ejected else 0.0,
+        "ejections": p.ejections_total,
+        "active_requests": p.conns,
+        "max_conns": p.max_conns,
+        "responses": {str(k): v for k, v in p.responses.items()},
+        "failures": p.failures,
+        "latency": {"counts": p.latency.counts, "total": p.latency.total},
+    }
 
 
 def describe(balancer: Balancer) -> str:
@@ -233,10 +341,10 @@ Views = list[dict[str, Any]]
 def merge_views(per_worker: list[Views]) -> Views:
     """The peers as the workers see them, added up: counters summed; a peer counts as up or
     healthy only if every worker sees it so, and shows the lowest effective weight."""
-    merged: dict[tuple[str, str], dict[str, Any]] = {}
+    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
     for views in per_worker:
         for view in views:
-            key = (view["server"], view["address"])
+            key = (view.get("group", ""), view["server"], view["address"])
             into = merged.get(key)
             if into is None:
                 merged[key] = json.loads(json.dumps(view))  # a deep copy
@@ -245,6 +353,9 @@ def merge_views(per_worker: list[Views]) -> Views:
                 into[name] = into[name] and view[name]
             into["effective_weight"] = min(into["effective_weight"], view["effective_weight"])
             into["fails"] = max(into["fails"], view["fails"])
+            into["weight_share"] = min(into["weight_share"], view["weight_share"])
+            into["ejected"] = into["ejected"] or view["ejected"]
+            into["ejections"] += view["ejections"]
             into["active_requests"] += view["active_requests"]
             for table in ("responses", "failures"):
                 for k, n in view[table].items():
@@ -262,14 +373,16 @@ async def serve_admin(
     health: Health,
     stats: Callable[[], ProxyStats],
     views: Callable[[], Views],
+    change: Callable[[dict[str, Any]], Views] | None = None,
 ) -> AdminServer:
-    routes = admin_routes(health, registry_for(stats, views))
+    fence = WriteFence(config.admin_token if config.admin_token_file else lambda: "")
+    routes = admin_routes(health, registry_for(stats, views, lambda: fence.refused))
 
     async def upstreams(_request: Request) -> Response:
         return Response(200, json.dumps(views(), indent=2).encode(), "application/json")
 
     routes["/upstreams"] = upstreams
-    server = AdminServer(routes)
+    server = AdminServer(routes, writes={"/upstreams": write_handler(fence, change)})
     await server.start(*config.admin_listen)
     return server
 
@@ -282,9 +395,13 @@ class AmbassadorApp:
         self.config = config
         self.workers = config.workers
         self.drain_timeout = config.drain_timeout
+        self.local: Ambassador | None = None  # the one serving, without workers
 
     def serving(self, in_worker: bool) -> Ambassador:
-        return Ambassador(self.config)
+        ambassador = Ambassador(self.config)
+        if not in_worker:
+            self.local = ambassador
+        return ambassador
 
     async def start_admin(self, health: Health, reports: Reports) -> list[Closer]:
         def stats() -> ProxyStats:
@@ -293,7 +410,10 @@ class AmbassadorApp:
         def views() -> Views:
             return merge_views([report["peers"] for report in reports()])
 
-        server = await serve_admin(self.config, health, stats, views)
+        # Run-time changes reach the one ambassador there is; workers have no way back yet.
+        local = self.local if self.workers == 1 else None
+        change = local.change if local is not None else None
+        server = await serve_admin(self.config, health, stats, views, change)
         return [server.close]
 
     async def readiness(self, reports: list[Report]) -> str | None:
@@ -303,7 +423,10 @@ class AmbassadorApp:
         config = self.config
         return "listening on {}:{} → {}; admin on {}:{}".format(
             *config.listen,
-            ", ".join(server.url for server in config.group().servers) or "no servers",
+            ", ".join(
+                server.url for group in config.layout().groups.values() for server in group.servers
+            )
+            or "no servers",
             *config.admin_listen,
         )
 

@@ -23,6 +23,7 @@ from podkit.health import Health
 log = logging.getLogger(__name__)
 
 MAX_HEAD = 8192  # a probe's or a scrape's head is a few hundred bytes
+MAX_BODY = 65536  # a write's JSON body (the ambassador's PATCH /upstreams)
 IDLE_TIMEOUT = 75.0  # an idle kept connection is closed after this (Prometheus keeps them)
 PLAIN = "text/plain; charset=utf-8"
 
@@ -32,6 +33,8 @@ class Request:
     method: str
     target: str  # as sent: path and query
     headers: dict[str, str]  # lower-case names; a repeated header keeps its last value
+    body: bytes = b""
+    peer: str = ""  # the client's address
 
     @property
     def path(self) -> str:
@@ -59,6 +62,8 @@ REASONS = {
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
@@ -79,11 +84,18 @@ def encode(response: Response, head_only: bool, keep_alive: bool) -> bytes:
 
 
 class AdminServer:
-    """Serves `routes` (path → handler, GET and HEAD) or, with `fallback`, every request."""
+    """Serves `routes` (path → handler, GET and HEAD), `writes` (path → handler of every
+    other method) or, with `fallback`, every request."""
 
-    def __init__(self, routes: dict[str, Handler], fallback: Handler | None = None) -> None:
+    def __init__(
+        self,
+        routes: dict[str, Handler],
+        fallback: Handler | None = None,
+        writes: dict[str, Handler] | None = None,
+    ) -> None:
         self.routes = routes
         self.fallback = fallback
+        self.writes = writes or {}
         self.connections: set[AdminConnection] = set()
         self._server: asyncio.AbstractServer | None = None
 
@@ -105,10 +117,15 @@ class AdminServer:
         if self.fallback is not None:
             return await self.fallback(request)
         handler = self.routes.get(request.path)
-        if handler is None:
+        write = self.writes.get(request.path)
+        if handler is None and write is None:
             return Response.text(404, f"no such path: {request.path}\n")
         if request.method not in ("GET", "HEAD"):
+            if write is not None:
+                return await write(request)
             return Response.text(405, "only GET and HEAD\n", Allow="GET, HEAD")
+        if handler is None:
+            return Response.text(405, "writes only\n")
         return await handler(request)
 
 
@@ -124,6 +141,8 @@ class AdminConnection(asyncio.Protocol):
         self.in_head = False
         self.size = 0
         self._url = b""
+        self._body: list[bytes] = []
+        self._body_size = 0
         self._headers: dict[str, str] = {}
         self._idle: asyncio.TimerHandle | None = None
         self._answering: asyncio.Future[None] | None = None
@@ -156,6 +175,7 @@ class AdminConnection(asyncio.Protocol):
     # httptools callbacks
     def on_message_begin(self) -> None:
         self._url, self._headers, self.size, self.in_head = b"", {}, 0, True
+        self._body, self._body_size = [], 0
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -166,9 +186,22 @@ class AdminConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         self.in_head = False
 
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > MAX_BODY:
+            self._refuse(413, "request body too large\n")
+            return
+        self._body.append(body)
+
     def on_message_complete(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
         method = self.parser.get_method().decode("latin-1")
-        request = Request(method, self._url.decode("latin-1"), self._headers)
+        peername = self.transport.get_extra_info("peername")
+        peer = str(peername[0]) if isinstance(peername, tuple) else ""
+        request = Request(
+            method, self._url.decode("latin-1"), self._headers, b"".join(self._body), peer
+        )
         self.pending.append((request, self.parser.should_keep_alive()))
         if not self.busy:
             self._answering = asyncio.ensure_future(self._answer_all())

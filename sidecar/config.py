@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -17,6 +18,7 @@ from podkit.options import (
 )
 from podkit.proxy.options import ProxyOptions
 from podkit.proxy.upstream import parse_upstream_url
+from sidecar.identity import HEADER_FORMATS, HeaderFormat
 
 PROG = "sidecar"
 DESCRIPTION = (
@@ -55,6 +57,16 @@ def parse_pairs(text: str) -> tuple[tuple[str, str], ...]:
             raise OptionError(f"expected CERT:KEY, got {part!r}")
         pairs.append((cert, key))
     return tuple(pairs)
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+
+
+def parse_header_name(text: str) -> str:
+    value = text.strip()
+    if not _TOKEN.fullmatch(value):
+        raise OptionError(f"expected a header name, got {text!r}")
+    return value
 
 
 def parse_tls_version(text: str) -> str:
@@ -101,7 +113,7 @@ class SidecarConfig(ProxyOptions):
     client_ca_file: str = option(
         "",
         env="SIDECAR_CLIENT_CA_FILE",
-        help="CA bundle to verify client certificates (mutual TLS)",
+        help="CA bundle to verify client certificates (mutual TLS); reloaded when the file changes",
     )
     client_auth: ClientAuth = option(
         "require",
@@ -109,11 +121,50 @@ class SidecarConfig(ProxyOptions):
         parse=parse_choice("require", "optional"),
         help="with --client-ca-file: require a client certificate, or verify one if sent",
     )
+    client_cert_header: HeaderFormat = option(
+        "xfcc",
+        env="SIDECAR_CLIENT_CERT_HEADER",
+        parse=parse_choice(*HEADER_FORMATS),
+        help="how the verified client certificate goes upstream: xfcc (Envoy's "
+        "X-Forwarded-Client-Cert), rfc9440 (Client-Cert, Client-Cert-Chain) or subject "
+        "(--client-subject-header only); every one of these a client sends is removed",
+    )
     client_subject_header: str = option(
         "X-Client-Cert-Subject",
         env="SIDECAR_CLIENT_SUBJECT_HEADER",
-        help="request header carrying the verified client certificate's subject "
-        "(always removed from what clients send)",
+        parse=parse_header_name,
+        help="with --client-cert-header subject: the header carrying the verified client "
+        "certificate's RFC 4514 subject (always removed from what clients send)",
+    )
+    allow_cn: tuple[str, ...] = option(
+        (),
+        env="SIDECAR_ALLOW_CN",
+        multiple=True,
+        metavar="CN",
+        help="admit client certificates with this subject CN (any --allow-* match admits; "
+        "none: every verified certificate)",
+    )
+    allow_ou: tuple[str, ...] = option(
+        (),
+        env="SIDECAR_ALLOW_OU",
+        multiple=True,
+        metavar="OU",
+        help="admit client certificates with this subject OU (as --allow-cn)",
+    )
+    allow_dns: tuple[str, ...] = option(
+        (),
+        env="SIDECAR_ALLOW_DNS",
+        multiple=True,
+        metavar="NAME",
+        help="admit client certificates with this DNS subjectAltName (as --allow-cn)",
+    )
+    allow_uri: tuple[str, ...] = option(
+        (),
+        env="SIDECAR_ALLOW_URI",
+        multiple=True,
+        metavar="URI",
+        help="admit client certificates with this URI subjectAltName, e.g. a SPIFFE ID "
+        "spiffe://domain/path (as --allow-cn)",
     )
     min_tls_version: str = option(
         "1.2",
@@ -152,7 +203,7 @@ class SidecarConfig(ProxyOptions):
         2.0,
         env="SIDECAR_CERT_CHECK_INTERVAL",
         parse=parse_duration,
-        help="how often the certificate files are checked for changes",
+        help="how often the certificate files (and the client CA bundle) are checked for changes",
     )
 
     def __post_init__(self) -> None:
@@ -161,6 +212,13 @@ class SidecarConfig(ProxyOptions):
             raise OptionError(
                 f"TLS needs {describe(SidecarConfig, 'cert_file')} and "
                 f"{describe(SidecarConfig, 'key_file')} (or --plain for plain HTTP)"
+            )
+        allows = ("allow_cn", "allow_ou", "allow_dns", "allow_uri")
+        given = [name for name in allows if getattr(self, name)]
+        if given and (self.plain or not self.client_ca_file):
+            raise OptionError(
+                f"{describe(SidecarConfig, given[0])} needs "
+                f"{describe(SidecarConfig, 'client_ca_file')} (client certificates over TLS)"
             )
         files = [
             ("cert_file", self.cert_file),

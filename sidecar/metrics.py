@@ -15,9 +15,15 @@ from sidecar.tls import HANDSHAKE_LABELS, CertStore
 
 
 class SidecarCollector(Collector):
-    def __init__(self, stats: Callable[[], ProxyStats], certs: CertStore | None) -> None:
+    def __init__(
+        self,
+        stats: Callable[[], ProxyStats],
+        certs: CertStore | None,
+        refused: Callable[[], int],
+    ) -> None:
         self.stats = stats  # this process's counters, or the sum of the workers'
         self.certs = certs
+        self.refused = refused  # client certificates the --allow-* lists refused, likewise
 
     def collect(self) -> Iterator[Metric]:
         stats = self.stats()
@@ -31,6 +37,11 @@ class SidecarCollector(Collector):
         for reason in HANDSHAKE_LABELS:
             failures.add_metric([reason], stats.handshake_failures.get(reason, 0))
         yield failures
+        yield CounterMetricFamily(
+            "sidecar_client_cert_refused",
+            "Connections whose verified client certificate no --allow-* rule admitted",
+            value=self.refused(),
+        )
         if self.certs is None:
             return
         not_after = GaugeMetricFamily(
@@ -51,8 +62,12 @@ class SidecarCollector(Collector):
         )
 
 
-def registry_for(stats: Callable[[], ProxyStats], certs: CertStore | None) -> CollectorRegistry:
+def registry_for(
+    stats: Callable[[], ProxyStats],
+    certs: CertStore | None,
+    refused: Callable[[], int],
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SidecarCollector(stats, certs))
+    registry.register(SidecarCollector(stats, certs, refused))
     ProcessCollector(registry=registry)
     return registry

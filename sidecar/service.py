@@ -16,11 +16,13 @@ from podkit.proxy import ProxyServer, ProxySettings, Upstream
 from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TcpTunnel
 from podkit.runner import Closer, Report, Reports
+from sidecar.admission import Gate, Refusals
 from sidecar.config import SidecarConfig
 from sidecar.first_bytes import FirstBytes
+from sidecar.identity import AllowList, Identities, identity_header_names
 from sidecar.metrics import registry_for
 from sidecar.redirect import redirect_handler
-from sidecar.tls import CertStore, Settings, count_handshake_failures, subject_of
+from sidecar.tls import CertStore, Settings, count_handshake_failures
 
 log = logging.getLogger("sidecar")
 READY_CACHE_SECONDS = 1.0
@@ -30,9 +32,14 @@ def proxy_settings(config: SidecarConfig) -> ProxySettings:
     return config.proxy_settings(
         scheme=b"http" if config.plain else b"https",
         via_name="sidecar",
-        client_subject_header=config.client_subject_header.lower().encode(),
+        identity_headers=identity_header_names(config.client_subject_header),
         hsts=f"max-age={config.hsts}".encode() if config.hsts else b"",
     )
+
+
+def identities(config: SidecarConfig) -> Identities:
+    allow = AllowList.of(config.allow_cn, config.allow_ou, config.allow_dns, config.allow_uri)
+    return Identities(config.client_cert_header, config.client_subject_header, allow)
 
 
 def load_certs(config: SidecarConfig) -> CertStore | None:
@@ -81,10 +88,12 @@ class Listener:
         self.config = config
         self.certs = certs
         self.upstream = Upstream(config.upstream, proxy_settings(config))
+        self.identities = identities(config)
+        self.refusals = Refusals()
         self.proxy = ProxyServer(
             self.upstream.settings,
             lambda _head, attempt: self.upstream if attempt == 0 else None,
-            client_subject=subject_of if config.client_ca_file else None,
+            client_identity=self.identities.lines if config.client_ca_file else None,
         )
         self.tunnel = TcpTunnel(self.upstream, self.proxy.stats)
         self.server: asyncio.AbstractServer | None = None
@@ -101,6 +110,16 @@ class Listener:
         factory: Callable[[], asyncio.BaseProtocol] = (
             self.tunnel.connection if config.mode == "tcp" else self.proxy.connection
         )
+        if not self.identities.allow.empty:
+            factory = partial(
+                Gate,
+                factory,
+                self.identities,
+                self.refusals,
+                http=config.mode == "http",
+                head_timeout=config.header_timeout,
+                max_head=config.max_header_size,
+            )
         # TLS starts on the first bytes, so that plain HTTP can get a 400 instead (not in
         # tcp mode) and every handshake's end is seen. It is bounded by the header timeout,
         # as nginx bounds it by client_header_timeout.
@@ -121,12 +140,12 @@ class Listener:
             self.watcher = asyncio.ensure_future(self.certs.watch(config.cert_check_interval))
 
     def report(self) -> Report:
-        return {"proxy": self.proxy.stats.snapshot()}
+        return {"proxy": self.proxy.stats.snapshot(), "client_cert_refused": self.refusals.count}
 
     def reload(self) -> None:
-        """SIGHUP: reload the certificates whose files changed."""
+        """SIGHUP: reload every certificate pair and the client CA bundle, changed or not."""
         if self.certs is not None:
-            self.certs.check()
+            self.certs.check(force=True)
 
     async def drain(self) -> None:
         if self.watcher is not None:
@@ -160,7 +179,10 @@ class SidecarApp:
         def stats() -> ProxyStats:
             return ProxyStats.merged(report["proxy"] for report in reports())
 
-        registry = registry_for(stats, certs)
+        def refused() -> int:
+            return sum(int(report.get("client_cert_refused", 0)) for report in reports())
+
+        registry = registry_for(stats, certs, refused)
         servers = [AdminServer(admin_routes(health, registry))]
         await servers[0].start(*config.admin_listen)
         if config.redirect_listen:

@@ -2,19 +2,23 @@
 and swapped when the files change (a Kubernetes Secret update is a symlink swap).
 
 The listening socket keeps one front context for its whole life; its `sni_callback` points
-each new handshake at the current context for the requested name. Reloading therefore never
-touches open connections, and a broken new pair leaves the old context in place.
+each new handshake at the current context for the requested name (with or without SNI, so
+the client CA bundle verified against is the current one too). Reloading therefore never
+touches open connections, and a broken new pair leaves the old context in place. The client
+CA bundle is part of every pair: when it changes, every pair is reloaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import logging
 import os
 import ssl
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +40,34 @@ def _signature(*paths: str) -> FileSignature:
 
 
 def certificate_info(cert_file: str) -> tuple[list[str], float]:
-    """(DNS names, notAfter as a Unix time) of the first certificate in a PEM file."""
-    decoded = ssl._ssl._test_decode_cert(cert_file)  # type: ignore[attr-defined]
-    names = [value for kind, value in decoded.get("subjectAltName", ()) if kind == "DNS"]
+    """(DNS names, notAfter as a Unix time) of the first certificate in a PEM file; the
+    subject's CN stands in for the names when there is no DNS subjectAltName."""
+    with open(cert_file, "rb") as f:
+        cert = x509.load_pem_x509_certificates(f.read())[0]
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        names = list(san.get_values_for_type(x509.DNSName))
+    except x509.ExtensionNotFound:
+        names = []
     if not names:
-        for rdn in decoded.get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName":
-                    names.append(value)
-    not_after = ssl.cert_time_to_seconds(decoded["notAfter"])
-    return names, float(not_after)
+        names = [str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    return names, cert.not_valid_after_utc.timestamp()
+
+
+def matches(pattern: str, server_name: str) -> bool:
+    """RFC 6125 §6.4: a DNS name matches itself (case-insensitively, a final dot ignored);
+    a `*` as the whole left-most label stands for exactly one label, so `*.example.com`
+    matches `a.example.com`, and neither `a.b.example.com` nor `example.com`. A `*`
+    anywhere else (or a partial one, `f*.example.com`) matches nothing."""
+    pattern = pattern.lower().rstrip(".")
+    name = server_name.lower().rstrip(".")
+    if not pattern.startswith("*."):
+        return "*" not in pattern and pattern == name
+    base = pattern[2:]
+    if "*" in base or not base:
+        return False
+    label, dot, rest = name.partition(".")
+    return bool(dot) and bool(label) and rest == base
 
 
 @dataclass
@@ -90,7 +112,7 @@ class Pair:
     @classmethod
     def load(cls, cert_file: str, key_file: str, settings: Settings) -> Pair:
         try:
-            signature = _signature(cert_file, key_file)
+            signature = _signature(cert_file, key_file, settings.client_ca_file)
             context = build_context(cert_file, key_file, settings)
             names, not_after = certificate_info(cert_file)
         except (OSError, ssl.SSLError, ValueError, KeyError) as exc:
@@ -124,27 +146,32 @@ class CertStore:
         return None
 
     def context_for(self, server_name: str | None) -> ssl.SSLContext:
+        """The pair for an SNI name: an exact name first, then a wildcard, else the default."""
         if server_name and len(self.pairs) > 1:
-            name = server_name.lower()
-            for pair in self.pairs:
-                if any(fnmatch.fnmatchcase(name, pattern.lower()) for pattern in pair.names):
-                    return pair.context
+            for wildcard in (False, True):
+                for pair in self.pairs:
+                    for pattern in pair.names:
+                        if pattern.startswith("*.") == wildcard and matches(pattern, server_name):
+                            return pair.context
         return self.pairs[0].context
 
-    def check(self) -> None:
-        """Reload every pair whose files changed; keep the old one if the new is broken."""
+    def check(self, force: bool = False) -> None:
+        """Reload every pair whose files (certificate, key, client CA bundle) changed, or
+        every pair when `force` (SIGHUP); keep the old one if the new is broken."""
+        ca_file = self.settings.client_ca_file
         for index, pair in enumerate(self.pairs):
             try:
-                signature = _signature(pair.cert_file, pair.key_file)
+                signature = _signature(pair.cert_file, pair.key_file, ca_file)
             except OSError as exc:
                 log.error(
-                    "certificate files %s / %s unreadable, keeping the loaded ones: %s",
+                    "certificate files %s / %s / %s unreadable, keeping the loaded ones: %s",
                     pair.cert_file,
                     pair.key_file,
+                    ca_file or "-",
                     exc,
                 )
                 continue
-            if signature == pair.signature:
+            if signature == pair.signature and not force:
                 continue
             try:
                 fresh = Pair.load(pair.cert_file, pair.key_file, self.settings)
@@ -157,37 +184,18 @@ class CertStore:
             self.reloads += 1
             expires = datetime.fromtimestamp(fresh.not_after, UTC).isoformat()
             log.info(
-                "certificate reloaded: %s (%s, expires %s)",
+                "certificate reloaded%s: %s (%s, expires %s)%s",
+                " (SIGHUP)" if force else "",
                 fresh.cert_file,
                 ", ".join(fresh.names) or "no names",
                 expires,
+                f", client CA {ca_file}" if ca_file else "",
             )
 
     async def watch(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             self.check()
-
-
-def subject_of(transport: asyncio.BaseTransport) -> bytes | None:
-    """The verified client certificate's subject as an RFC 4514-style string, or None."""
-    cert = transport.get_extra_info("peercert")
-    if not cert:
-        return None
-    parts = [f"{key}={value}" for rdn in reversed(cert.get("subject", ())) for key, value in rdn]
-    short = {
-        "commonName": "CN",
-        "organizationName": "O",
-        "organizationalUnitName": "OU",
-        "countryName": "C",
-        "localityName": "L",
-        "stateOrProvinceName": "ST",
-        "emailAddress": "emailAddress",
-        "domainComponent": "DC",
-    }
-    text = ",".join(f"{short.get(k, k)}={v}" for k, v in (p.split("=", 1) for p in parts))
-    # Header values must not carry CR/LF; a subject with them is refused outright.
-    return text.encode("utf-8") if "\r" not in text and "\n" not in text else None
 
 
 # Handshake failures by reason, with a bounded set of labels.

@@ -13,14 +13,27 @@ import time
 
 from podkit.proxy import responses
 from podkit.proxy.connection import ResponseSink, UpstreamConnection, UpstreamError
-from podkit.proxy.context import Context
+from podkit.proxy.context import IDEMPOTENT, Context
 from podkit.proxy.flow import CONNECTING
 from podkit.proxy.head import RequestHead
+from podkit.proxy.settings import NEXT_ERROR, NEXT_INVALID_HEADER, NEXT_TIMEOUT, ProxySettings
 from podkit.proxy.upstream import Upstream
 
 log = logging.getLogger(__name__)
 
 REPLAY_LIMIT = 64 * 1024  # requests up to this size are kept for a retry on a fresh connection
+# The next_upstream condition each kind of failed attempt falls under (nginx's ft_type).
+CONDITION = {
+    "connect": NEXT_ERROR,
+    "reset": NEXT_ERROR,
+    "timeout": NEXT_TIMEOUT,
+    "invalid_response": NEXT_INVALID_HEADER,
+}
+
+
+def replayable(settings: ProxySettings, method: bytes) -> bool:
+    """Whether a request that was sent may be sent again (nginx: non_idempotent)."""
+    return settings.retry_non_idempotent or method in IDEMPOTENT
 
 
 class ClientSide(asyncio.Protocol):
@@ -158,9 +171,11 @@ class Attempt(ResponseSink):
             return
         self._next_upstream()
 
-    def _next_upstream(self) -> None:
-        if self.fresh:
-            upstream: Upstream | None = self.upstream
+    def _next_upstream(self, picked: Upstream | None = None) -> None:
+        if picked is not None:
+            upstream: Upstream | None = picked
+        elif self.fresh:
+            upstream = self.upstream
         else:
             upstream = self.ctx.pick(self.head, self.attempt)
         if upstream is None:
@@ -229,7 +244,7 @@ class Attempt(ResponseSink):
             conn.reused
             and error.kind == "reset"
             and self.replay is not None
-            and self.ctx.retry_allowed(self.head.method)
+            and replayable(self.upstream.settings, self.head.method)
         ):
             # A kept connection the upstream had closed: not the upstream's failure, and the
             # request is known not to have been processed. Again, on a new connection.
@@ -248,14 +263,47 @@ class Attempt(ResponseSink):
         self.last_error = error.kind
         # A failed connect sent nothing: any method may go to the next upstream (as nginx,
         # which refuses non-idempotent retries only once the request was sent).
-        if self.replay is not None and (
-            error.kind == "connect" or self.ctx.retry_allowed(self.head.method)
+        settings = upstream.settings
+        if (
+            self.replay is not None
+            and settings.next_upstream & CONDITION.get(error.kind, 0)
+            and (error.kind == "connect" or replayable(settings, self.head.method))
         ):
             self.attempt += 1
             self._replay()
             self._next_upstream()
             return
         self._answer_failure(error.kind)
+
+    def next_on_status(self, status: int) -> bool:
+        """A response head whose status is listed (nginx: proxy_next_upstream http_503): a
+        failed attempt when the request can be sent again and another upstream may be tried
+        (the picker applies tries and timeout). Then the response is dropped unseen and the
+        request goes on; else (False) it is passed to the client as it is."""
+        upstream, conn = self.upstream, self.conn
+        if (
+            upstream is None
+            or conn is None
+            or self.replay is None
+            or not replayable(upstream.settings, self.head.method)
+        ):
+            return False
+        picked = self.ctx.pick(self.head, self.attempt + 1)
+        if picked is None:
+            return False
+        kind = f"http_{status}"
+        self.conn = None
+        conn.discard()
+        self.uncount()
+        self.ctx.stats.upstream_error("status")
+        if upstream.on_failure is not None:
+            upstream.on_failure(upstream, kind)
+        log.warning("upstream %s answered %d: trying %s", upstream.url, status, picked.url)
+        self.last_error = kind
+        self.attempt += 1
+        self._replay()
+        self._next_upstream(picked)
+        return True
 
     def _answer_failure(self, kind: str) -> None:
         if kind == "timeout":

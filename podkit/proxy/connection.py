@@ -111,6 +111,7 @@ class UpstreamConnection(asyncio.Protocol):
         "read_deadline",
         "received",
         "reused",
+        "sending",
         "transport",
         "tunnel",
         "upstream",
@@ -130,6 +131,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._reason = b""
         self.idle_since = 0.0  # in the pool since; 0: in use
         self.read_deadline = 0.0  # a response byte is due by then; 0: not waiting
+        self.sending = False  # the deadline is the send timeout's: the upstream reads nothing
         self.flow = Flow()  # paused while the client's write buffer is full
         self._interim = False  # a 1xx is being read: the final response follows
 
@@ -162,13 +164,24 @@ class UpstreamConnection(asyncio.Protocol):
         kind = "reset"
         exchange.upstream_failed(self, UpstreamError(kind, "upstream closed the connection"))
 
+    # The send timeout (nginx's proxy_send_timeout) runs while the upstream reads nothing of
+    # the request: from a full write buffer until it drains.
     def pause_writing(self) -> None:
-        if self.exchange is not None:
-            self.exchange.upstream_writable(False)
+        exchange = self.exchange
+        if exchange is not None:
+            self.sending = True
+            self.read_deadline = monotonic() + self.upstream.settings.send_timeout
+            exchange.upstream_writable(False)
 
     def resume_writing(self) -> None:
-        if self.exchange is not None:
-            self.exchange.upstream_writable(True)
+        exchange = self.exchange
+        if exchange is not None:
+            self.sending = False
+            if exchange.request_complete:
+                self.start_read_timer()
+            else:
+                self.read_deadline = 0.0
+            exchange.upstream_writable(True)
 
     # -- use by exchanges ----------------------------------------------------------------------
     def usable(self) -> bool:
@@ -176,6 +189,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def bind(self, exchange: ResponseSink, head_only: bool) -> None:
         self.exchange = exchange
+        self.sending = False
         self._interim = False
         self.received = False
         self._before = b""
@@ -187,13 +201,22 @@ class UpstreamConnection(asyncio.Protocol):
             self.transport.write(data)
 
     def start_read_timer(self) -> None:
-        self.read_deadline = monotonic() + self.upstream.settings.read_timeout
+        if not self.sending:
+            self.read_deadline = monotonic() + self.upstream.settings.read_timeout
 
     def read_timed_out(self) -> None:
         self.read_deadline = 0.0
         exchange, self.exchange = self.exchange, None
+        what = "send" if self.sending else "read"
         if exchange is not None:
-            exchange.upstream_failed(self, UpstreamError("timeout", "upstream read timed out"))
+            exchange.upstream_failed(self, UpstreamError("timeout", f"upstream {what} timed out"))
+        self.close()
+
+    def discard(self) -> None:
+        """The exchange has moved on (a status it retries elsewhere): the rest of this
+        response is dropped with the connection, as nginx drops it."""
+        self.exchange = None
+        self.read_deadline = 0.0
         self.close()
 
     def start_idle(self) -> None:
@@ -244,6 +267,9 @@ class UpstreamConnection(asyncio.Protocol):
     def _tunnelling(self) -> bool:
         return self.tunnel is not None
 
+    def _bound(self) -> bool:
+        return self.exchange is not None  # False once the exchange discarded this response
+
     def _to_tunnel(self, data: bytes) -> None:
         if data and self.tunnel is not None:
             self.tunnel(data)
@@ -267,7 +293,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.exchange.response_head(
             status, reason, headers, self.parser.should_keep_alive(), upgrade
         )
-        if self.head_only and not upgrade:
+        if self.head_only and not upgrade and self._bound():
             # llhttp cannot be told the request was HEAD: the response ends with its head,
             # and a fresh parser reads the next one.
             self._finish()

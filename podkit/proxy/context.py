@@ -24,21 +24,22 @@ IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"
 # The seam between the engine and a service: the upstream for this request head on this
 # attempt (0 first, then each retry), or None when there is none left to try.
 Pick = Callable[[RequestHead, int], Upstream | None]
-# A verified client certificate's subject, from the client's transport (mTLS), or None.
-SubjectOf = Callable[[asyncio.Transport], bytes | None]
+# The verified client certificate's identity (mTLS) as the complete header lines that carry
+# it upstream, each ending in CRLF (b"" for none): asked once per client connection.
+IdentityOf = Callable[[asyncio.Transport], bytes]
 
 
 @final
 class Context:
     def __init__(
-        self, settings: ProxySettings, pick: Pick, client_subject: SubjectOf | None = None
+        self, settings: ProxySettings, pick: Pick, client_identity: IdentityOf | None = None
     ) -> None:
         self.settings = settings
         self.pick = pick
-        self.client_subject = client_subject
+        self.client_identity = client_identity
         self.stats = ProxyStats()
-        self.request_table: dict[bytes, H | None] = classifier(settings.client_subject_header)
-        self.response_table: dict[bytes, H | None] = classifier(b"")
+        self.request_table: dict[bytes, H | None] = classifier(settings.identity_headers)
+        self.response_table: dict[bytes, H | None] = classifier(())
         self.draining = False  # set on shutdown: answered connections are closed, not kept
 
     def retry_allowed(self, method: bytes) -> bool:

@@ -57,8 +57,9 @@ class ClientConnection(RequestIntake):
         peer = self.transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.trusted = self.settings.trusts(self.peer)
-        subject_of = self.ctx.client_subject
-        self.subject = subject_of(self.transport) if subject_of is not None else None
+        identity_of = self.ctx.client_identity
+        if identity_of is not None:
+            self.identity = identity_of(self.transport)
         self.listener.opened(self)
         self._deadline(self.settings.header_timeout, HEAD_WAIT)
 

@@ -23,11 +23,12 @@ NO_BODY_STATUS = frozenset({204, 304})
 class Exchange(Attempt):
     """A request/response pair on one client connection."""
 
-    __slots__ = ("chunked_out",)
+    __slots__ = ("chunked_out", "interim_sent")
 
     def __init__(self, ctx: Context, client: ClientSide, head: RequestHead) -> None:
         super().__init__(ctx, client, head)
         self.chunked_out = False  # the response goes to the client chunked
+        self.interim_sent = False  # a 1xx went to the client: no other upstream may answer
 
     # -- response side (ResponseSink) ------------------------------------------------------------
     def interim_response(
@@ -36,6 +37,7 @@ class Exchange(Attempt):
         head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         head += [b"%s: %s\r\n" % pair for pair in headers]
         head.append(b"\r\n")
+        self.interim_sent = True
         self.client.buffer(b"".join(head))
 
     def response_head(
@@ -46,6 +48,14 @@ class Exchange(Attempt):
         keep_alive: bool,
         upgrade: bool,
     ) -> None:
+        upstream = self.upstream
+        if (
+            upstream is not None
+            and status in upstream.settings.next_upstream_statuses
+            and not self.interim_sent
+            and self.next_on_status(status)
+        ):
+            return  # held back: the request went on to the next upstream
         settings = self.ctx.settings
         self.status = status
         self.response_started = True

@@ -1,6 +1,6 @@
 """Heads as the proxy passes them on (RFC 9110 §7.6.1): a request's hop-by-hop and
 forwarding headers taken out as they are parsed, and put back as the proxy's own
-(X-Forwarded-*, Forwarded, Via, the client certificate's subject); a response's headers
+(X-Forwarded-*, Forwarded, Via, the client certificate's identity); a response's headers
 filtered the same way."""
 
 from __future__ import annotations
@@ -119,10 +119,11 @@ class Forwarding:
         headers: Headers,
         settings: ProxySettings,
         trusted: bool,
-        subject: bytes | None,
+        identity: bytes,
         sockname: object,
     ) -> bytes:
-        """The head the upstream gets, in one piece."""
+        """The head the upstream gets, in one piece. `identity`: the client certificate's
+        header lines, made by the service once per connection."""
         parts = [head.method, b" ", head.url, b" HTTP/1.1\r\n"]
         if head.host is None:
             # HTTP/1.0 without Host, forwarded as HTTP/1.1, which requires one: the address
@@ -147,8 +148,8 @@ class Forwarding:
             parts.append(b"Forwarded: " + prior + node + b"\r\n")
         if settings.via:
             parts.append(b"Via: " + settings.via + b"\r\n")
-        if subject is not None:
-            parts.append(settings.client_subject_header + b": " + subject + b"\r\n")
+        if identity:
+            parts.append(identity)
         if head.upgrade:
             parts.append(b"Connection: upgrade\r\n")
         elif head.chunked:

@@ -24,7 +24,7 @@ class H(IntEnum):
     XFH = 9
     FORWARDED = 10
     EXPECT = 11
-    STRIP = 12  # dropped: only the proxy may set it (client certificate subject)
+    STRIP = 12  # dropped: only the proxy may set it (client certificate identity)
     HSTS = 13
 
 
@@ -52,11 +52,11 @@ def _spellings(name: bytes) -> set[bytes]:
     return {name, title, name.upper(), title.replace(b"-For", b"-FOR")}
 
 
-def classifier(strip: bytes) -> dict[bytes, H | None]:
-    """name (any common spelling) → kind; `strip` is the client-subject header's name."""
+def classifier(strip: tuple[bytes, ...]) -> dict[bytes, H | None]:
+    """name (any common spelling) → kind; `strip`: the client identity headers' names."""
     table = dict(_BASE)
-    if strip:
-        table[strip.lower()] = H.STRIP
+    for name in strip:
+        table[name.lower()] = H.STRIP
     return {spelling: kind for name, kind in table.items() for spelling in _spellings(name)}
 
 

@@ -43,6 +43,7 @@ class RequestIntake(ClientSide):
         "flow",
         "forwarding",
         "head_size",
+        "identity",
         "in_head",
         "parser",
         "parsing",
@@ -50,7 +51,6 @@ class RequestIntake(ClientSide):
         "queue",
         "refused",
         "settings",
-        "subject",
         "transport",
         "trusted",
     )
@@ -62,7 +62,7 @@ class RequestIntake(ClientSide):
         self.parser = httptools.HttpRequestParser(self)
         self.peer = ""
         self.trusted = False
-        self.subject: bytes | None = None  # verified client certificate subject (mTLS)
+        self.identity = b""  # header lines of the verified client certificate (mTLS)
         self.queue: deque[Exchange] = deque()  # queue[0] is being answered
         self.parsing = False  # inside feed_data: nothing goes upstream until it returns
         self.flow = Flow()
@@ -159,7 +159,7 @@ class RequestIntake(ClientSide):
         assert self.transport is not None
         sockname = self.transport.get_extra_info("sockname") if head.host is None else None
         exchange.forward(
-            forwarding.request_head(head, headers, settings, self.trusted, self.subject, sockname)
+            forwarding.request_head(head, headers, settings, self.trusted, self.identity, sockname)
         )
         forwarding.reset()
         self.cancel_timer()

@@ -134,7 +134,7 @@ class ProxyOptions:
         *,
         scheme: bytes,
         via_name: str,
-        client_subject_header: bytes = b"",
+        identity_headers: tuple[bytes, ...] = (),
         hsts: bytes = b"",
         retry_non_idempotent: bool = False,
     ) -> ProxySettings:
@@ -151,7 +151,7 @@ class ProxyOptions:
             trusted_proxies=self.trusted_proxies,
             forwarded=self.forwarded,
             via=f"1.1 {via_name}".encode() if self.via else b"",
-            client_subject_header=client_subject_header,
+            identity_headers=identity_headers,
             hsts=hsts,
             retry_non_idempotent=retry_non_idempotent,
             access_log=self.access_log,

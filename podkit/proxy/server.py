@@ -7,7 +7,7 @@ import asyncio
 import logging
 from time import monotonic
 
-from podkit.proxy.context import Context, Pick, SubjectOf
+from podkit.proxy.context import Context, IdentityOf, Pick
 from podkit.proxy.downstream import ClientConnection, Listener
 from podkit.proxy.settings import ProxySettings
 from podkit.proxy.stats import ProxyStats
@@ -18,9 +18,9 @@ SWEEP_INTERVAL = 0.25  # how late a timeout may fire
 
 class ProxyServer(Listener):
     def __init__(
-        self, settings: ProxySettings, pick: Pick, client_subject: SubjectOf | None = None
+        self, settings: ProxySettings, pick: Pick, client_identity: IdentityOf | None = None
     ) -> None:
-        self.ctx = Context(settings, pick, client_subject)
+        self.ctx = Context(settings, pick, client_identity)
         self.connections: set[ClientConnection] = set()
         self._servers: list[asyncio.AbstractServer] = []
         self._empty = asyncio.Event()

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+# When a failed attempt goes to the next upstream (nginx's proxy_next_upstream conditions),
+# as bits of ProxySettings.next_upstream; statuses are a set of their own.
+NEXT_ERROR = 1  # connect refused or failed, connection reset before a response
+NEXT_TIMEOUT = 2  # read or send timeout before a response
+NEXT_INVALID_HEADER = 4  # an invalid response head
+
 
 @dataclass(frozen=True)
 class ProxySettings:
@@ -23,17 +29,24 @@ class ProxySettings:
     keepalive_timeout: float = 75.0  # idle client connection between requests → closed
     connect_timeout: float = 5.0  # upstream connect → 502
     read_timeout: float = 60.0  # upstream silent this long → 504 (before any byte)
+    send_timeout: float = 60.0  # upstream not reading the request this long → 504
     upstream_idle_timeout: float = 4.0  # pooled upstream connections are closed after this
     # Retries: a request that failed on a sent attempt goes to the next upstream only when
     # its method is idempotent, unless this is set (nginx: proxy_next_upstream non_idempotent)
     retry_non_idempotent: bool = False
+    next_upstream: int = NEXT_ERROR | NEXT_TIMEOUT | NEXT_INVALID_HEADER  # 0: never retry
+    # Response statuses that are a failed attempt: the response is held back and the
+    # request tried on the next upstream when it may be (nginx: proxy_next_upstream http_503)
+    next_upstream_statuses: frozenset[int] = frozenset()
     # Header policy
     scheme: bytes = b"https"  # what X-Forwarded-Proto says
     trusted_proxies: tuple[Network, ...] = ()  # peers whose X-Forwarded-* are kept and extended
     forwarded: bool = False  # also send RFC 7239 Forwarded
     via: bytes = b""  # e.g. b"1.1 sidecar"; empty: no Via
     hsts: bytes = b""  # Strict-Transport-Security value; empty: none
-    client_subject_header: bytes = b"x-client-cert-subject"  # set from a verified client cert
+    # Request headers only the proxy may set (a verified client certificate's identity):
+    # every copy a client sends is dropped, lower-case names
+    identity_headers: tuple[bytes, ...] = ()
     # Operation
     access_log: bool = False
     pool_size: int = 64  # idle upstream connections kept per upstream

@@ -144,7 +144,7 @@ class ProxyStats:
         errors = CounterMetricFamily(
             f"{prefix}_upstream_errors", "Failed upstream attempts, by kind", labels=["kind"]
         )
-        for kind in ("connect", "timeout", "reset", "invalid_response"):
+        for kind in ("connect", "timeout", "reset", "invalid_response", "status"):
             errors.add_metric([kind], self.upstream_errors.get(kind, 0))
         yield errors
         rejected = CounterMetricFamily(

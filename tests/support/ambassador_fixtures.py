@@ -116,6 +116,7 @@ class CountingUpstream:
         self.name = name
         self.mode = mode
         self.health_status = 200
+        self.status = 200  # what every other request is answered with
         self.seen: list[tuple[str, str]] = []
         self._lock = threading.Lock()
         outer = self
@@ -169,8 +170,8 @@ class CountingUpstream:
         if self.mode == "drop":
             return False  # closes the connection: the request is in hand, no answer
         wfile.write(
-            b"HTTP/1.1 200 OK\r\n%s: %s\r\nContent-Length: 3\r\n\r\nok\n"
-            % (SERVED_BY.encode(), self.name.encode())
+            b"HTTP/1.1 %d X\r\n%s: %s\r\nContent-Length: 3\r\n\r\nok\n"
+            % (self.status, SERVED_BY.encode(), self.name.encode())
         )
         return True
 
@@ -326,6 +327,7 @@ def start_ambassador_fixture(tmp_path: Path) -> Iterator[StartAmbassador]:
         upstreams: Iterable[str] = (),
         env: dict[str, str] | None = None,
         ready: str = "/healthz",
+        admin_host: str = "127.0.0.1",
     ) -> Ambassador:
         port, admin = free_port(), free_port()
         argv = [
@@ -335,7 +337,7 @@ def start_ambassador_fixture(tmp_path: Path) -> Iterator[StartAmbassador]:
             "--listen",
             f"127.0.0.1:{port}",
             "--admin-listen",
-            f"127.0.0.1:{admin}",
+            f"{admin_host}:{admin}",
             *upstream_args(upstreams),
             *args,
         ]

@@ -39,8 +39,8 @@ def test_server_killed_under_load_fails_no_get(
     )
     with Load(ambassador.port, connections=4) as load:
         load.wait_for_more(400)
-        killed = time.monotonic()
-        server1.kill()
+        server1.kill()  # returns once the process is gone
+        killed = time.monotonic()  # so nothing started after this can reach server1
         load.wait_for_more(1000)
     outcomes = load.stop()
 

@@ -85,7 +85,7 @@ def test_server_host_and_port() -> None:
         pytest.param("a:1 max_fails=-1", "max_fails", id="negative max_fails"),
         pytest.param("a:1 max_conns=lots", "max_conns", id="max_conns not a number"),
         pytest.param("a:1 backup=yes", "backup=yes", id="flag with a value"),
-        pytest.param("a:1 slow_start=30s", "slow_start", id="nginx plus only"),
+        pytest.param("a:1 route=a", "route=a", id="nginx plus only"),
         pytest.param(
             "a:1 fail_timeout=-5s",
             "fail_timeout",

@@ -92,7 +92,7 @@ class Harness:
     def __init__(
         self,
         settings: ProxySettings | None = None,
-        subject: bytes | None = None,
+        identity: bytes = b"",
         refuse: bool = False,
         peer: tuple[str, int] = ("10.0.0.7", 50000),
     ) -> None:
@@ -101,7 +101,7 @@ class Harness:
         self.server = ProxyServer(
             self.settings,
             lambda _head, attempt: self.upstream.real if attempt == 0 else None,
-            client_subject=(lambda _t: subject) if subject else None,
+            client_identity=(lambda _t: identity) if identity else None,
         )
         self.client = self.server.connection()
         self.transport = FakeTransport(self.client, peer=peer)
