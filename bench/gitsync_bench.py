@@ -7,6 +7,9 @@ http-backend, basic auth; the integration tier's server).
   --period given (the expected value is about half the period plus one fetch);
 - RSS of each gitsync process (VmHWM, the peak, from /proc), aim: 40 MB or less.
 
+gitsync runs as users get it: the package as `pip install .` installs it, on Debian's
+/usr/bin/python3 (the images' interpreter), from bench/interpreter.py's venv.
+
     python bench/gitsync_bench.py [--samples 20] [--debounce 200ms,1s,2s] [--period 500ms]
 
 Not run in CI: it reports, it does not assert.
@@ -24,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from interpreter import bench_python  # noqa: E402
 from support.gitsync_process import GitSync, http_pull_args, http_push_args  # noqa: E402
 from support.gitsync_servers import BareRepo, HttpGitServer, git  # noqa: E402
 from support.processes import wait_for  # noqa: E402
@@ -43,7 +47,7 @@ def rss_mb(process: GitSync) -> float:
 
 
 def bench_push(
-    server: HttpGitServer, workdir: Path, debounce: str, samples: int
+    server: HttpGitServer, workdir: Path, debounce: str, samples: int, python: str
 ) -> tuple[list[float], float]:
     repo = server.repo(f"push-{debounce}.git")
     repo.commit_files({"seed.txt": "seed"})
@@ -56,6 +60,8 @@ def bench_push(
             server, password, base, "--debounce", debounce, "--period", "30s", repo=repo.path.name
         ),
         base / "gitsync.log",
+        env={"PYTHONSAFEPATH": "1"},  # the installed package, never the source tree
+        python=python,
     ).start()
     work = base / "work"
     wait_for(lambda: (work / "seed.txt").exists(), what="seeded")
@@ -73,7 +79,7 @@ def bench_push(
 
 
 def bench_pull(
-    server: HttpGitServer, workdir: Path, period: str, samples: int
+    server: HttpGitServer, workdir: Path, period: str, samples: int, python: str
 ) -> tuple[list[float], float]:
     repo: BareRepo = server.repo("pull.git")
     repo.commit_files({"value.txt": "0"})
@@ -84,6 +90,8 @@ def bench_pull(
     process = GitSync(
         http_pull_args(server, password, base, "--period", period, repo="pull.git"),
         base / "gitsync.log",
+        env={"PYTHONSAFEPATH": "1"},  # the installed package, never the source tree
+        python=python,
     ).start()
     link = base / "pulled" / "current" / "value.txt"
     wait_for(lambda: link.exists(), what="first sync")
@@ -120,15 +128,17 @@ def main() -> None:
         help="comma-separated --debounce values for the push runs",
     )
     parser.add_argument("--period", default="500ms", help="--period of the pull run")
+    parser.add_argument("--python", help="interpreter for gitsync (default: .venv-bench)")
     args = parser.parse_args()
+    python = args.python or bench_python()
     with tempfile.TemporaryDirectory(prefix="gitsync-bench-") as tmp:
         workdir = Path(tmp)
         server = HttpGitServer(workdir / "http").start()
         try:
             for debounce in args.debounce.split(","):
-                latencies, rss = bench_push(server, workdir, debounce.strip(), args.samples)
+                latencies, rss = bench_push(server, workdir, debounce.strip(), args.samples, python)
                 report(f"push, --debounce {debounce.strip()}", latencies, rss)
-            latencies, rss = bench_pull(server, workdir, args.period, args.samples)
+            latencies, rss = bench_pull(server, workdir, args.period, args.samples, python)
             report(f"pull, --period {args.period}", latencies, rss)
         finally:
             server.stop()

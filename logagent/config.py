@@ -172,7 +172,9 @@ class LogagentConfig:
         "(counted)",
     )
     buffer_bytes: int = option(
-        8 * 1024 * 1024,
+        # Room for a longest line and eight batches in flight: more only holds more records
+        # in memory (8 MiB cost ~15 MB of RSS under load), not more lines per second.
+        2 * 1024 * 1024,
         env="*_BUFFER_BYTES",
         parse=parse_size,
         help="lines read but not yet acknowledged; reading pauses when it is full",

@@ -23,12 +23,13 @@ class GitSync:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable  # the bench passes the installed package's interpreter
 
     def start(self) -> GitSync:
         env = {**os.environ, "GIT_CONFIG_NOSYSTEM": "1", **self.env}
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "gitsync", "--http-bind", f"127.0.0.1:{self.port}",
+                [self.python, "-m", "gitsync", "--http-bind", f"127.0.0.1:{self.port}",
                  *self.args],
                 stdout=log, stderr=subprocess.STDOUT, env=env,
             )
