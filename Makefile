@@ -11,11 +11,14 @@ PY := $(VENV)/bin/python
 # The proxies' hot path compiled with mypyc, installed as `pip install .` installs it, in a venv
 # of its own; the proxies' tests run once more against it (the dev venv holds the pure build).
 COMPILED_VENV ?= .venv-compiled
-PROXY_TESTS := tests/unit/podkit tests/unit/ambassador tests/integration/podkit \
+PROXY_TESTS := tests/unit/podkit tests/unit/ambassador tests/unit/sidecar tests/integration/podkit \
 	tests/integration/sidecar tests/integration/ambassador
 PACKAGE_SOURCES := $(shell find podkit sidecar ambassador -name '*.py' 2>/dev/null)
 PYTEST_ARGS ?=
 COMPOSE ?= docker compose
+# `make up ADAPTER_TLS=1`: the adapter over TLS with basic auth, Prometheus scraping it so.
+ADAPTER_TLS ?=
+COMPOSE_FILES := -f docker-compose.yml $(if $(ADAPTER_TLS),-f compose/adapter-tls.yml)
 # checkov pins dependencies the project's venv cannot share: it gets a venv of its own.
 CHECKOV_VENV ?= .venv-checkov
 CHECKOV_REQUIREMENT := checkov>=3.2,<4
@@ -70,20 +73,22 @@ test-compiled: compiled ## the proxies' unit and integration tests against the c
 test-fast: install ## the unit tier only (seconds, no processes or Docker)
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
 
-up: host images ## run the demo: the sidecar, ambassador and adapter pods, and Prometheus
-	$(COMPOSE) up -d --wait
+up: host images ## run the demo: every pod and a Prometheus scraping them (ADAPTER_TLS=1: adapter over TLS)
+	$(COMPOSE) $(COMPOSE_FILES) up -d --wait
 	@echo
-	@echo "  sidecar (TLS)    https://localhost:$${SIDECAR_HOST_PORT:-8443}/   (curl -k: self-signed)"
-	@echo "  ambassador       http://localhost:$${AMBASSADOR_HOST_PORT:-8080}/   (3:1 across server1, server2)"
-	@echo "  adapter metrics  http://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics"
-	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=redis_up"
-	@echo "  gitsync push     docker compose exec notes sh -c 'echo hi > /notes/hi.txt'   (pushed to gitserver)"
-	@echo "  gitsync pull     http://localhost:$${SITE_HOST_PORT:-8081}/   (the repository, synced over SSH)"
+	@echo "  sidecar (TLS)    https://localhost:$${SIDECAR_HOST_PORT:-8443}/   (curl -k: self-signed; http://localhost:$${SIDECAR_HTTP_HOST_PORT:-8000}/ redirects there)"
+	@echo "  sidecar admin    http://localhost:$${SIDECAR_ADMIN_HOST_PORT:-9000}/metrics"
+	@echo "  ambassador       http://localhost:$${AMBASSADOR_HOST_PORT:-8080}/   (3:1 across server1, server2; admin :$${AMBASSADOR_ADMIN_HOST_PORT:-9001})"
+	@echo "  adapter metrics  $(if $(ADAPTER_TLS),https,http)://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics$(if $(ADAPTER_TLS),   (basic auth: the password is in the adapter-secrets volume))"
+	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=up   (every target; rules and alerts loaded)"
+	@echo "  gitsync push     docker compose exec notes sh -c 'echo hi > /notes/hi.txt'   (pushed to gitserver; metrics :$${GITSYNC_PUSH_ADMIN_HOST_PORT:-9002})"
+	@echo "  gitsync pull     http://localhost:$${SITE_HOST_PORT:-8081}/   (the repository, synced over SSH; metrics :$${GITSYNC_PULL_ADMIN_HOST_PORT:-9003})"
 	@echo "  logagent         docker compose logs -f logagent rsyslog   (metrics :$${LOGAGENT_ADMIN_HOST_PORT:-9004})"
 	@echo "  stop it with     make down"
 
 down: ## stop the demo and remove its containers, networks and volumes
-	$(COMPOSE) down --volumes --remove-orphans
+	@# Both files, so the secured adapter's one-shot and volume go too if it ran.
+	$(COMPOSE) -f docker-compose.yml -f compose/adapter-tls.yml down --volumes --remove-orphans
 
 bench: host install ## side by side: the adapter vs redis_exporter, the proxies vs nginx and HAProxy
 	$(PY) bench/adapter_bench.py
@@ -93,7 +98,7 @@ bench: host install ## side by side: the adapter vs redis_exporter, the proxies 
 lint: install $(CHECKOV_VENV)/.installed ## ruff, mypy, hadolint, yamllint, and checkov on every rendered kustomization
 	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver gitsync logagent tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/hadolint */Dockerfile images/*/Dockerfile
+	$(VENV)/bin/hadolint Dockerfile images/*/Dockerfile
 	$(VENV)/bin/yamllint -d relaxed docker-compose.yml compose/ k8s/ monitoring/
 	@# What `kubectl apply -k` would send, scanned; the skipped checks and why: k8s/.checkov.yaml.
 	@out=$$(mktemp -d) && trap 'rm -rf "$$out"' EXIT && set -e && \

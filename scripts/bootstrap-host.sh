@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the demo and the tests need on a Debian 12 host: Docker engine,
 # the Compose v2 plugin, podman (with kubectl, for the k8s/ tier), and the peers the tests compare against (redis-server,
-# redis_exporter, promtool, nginx, haproxy, wrk). Idempotent: a second run only checks.
+# redis_exporter, promtool, nginx, haproxy, wrk, chromium). Idempotent: a second run only checks.
 set -euo pipefail
 
 need_root() {
@@ -30,6 +30,7 @@ declare -A PKG_FOR=(
   [sshd]=openssh-server
   [ssh]=openssh-client
   [rsyslogd]=rsyslog
+  [chromium]=chromium  # the e2e tier loads the demo page in a real headless browser
 )
 
 missing=()

@@ -16,13 +16,20 @@
 # slim image online, FROM the local Debian base offline.
 # Both write .env, so a plain `docker compose up` (and `docker compose build`) uses these
 # images. Re-runs are quick: docker's layer cache, and the wheelhouse is refilled only when
-# requirements.lock or the base image changes. One line is printed per image built.
+# requirements.lock or the base image changes. One line is printed per image built: its tag,
+# id, whether it changed, its size and the seconds it took.
+#
+# Tags: the project's images are tagged with pyproject.toml's version (the tag k8s/ names in
+# k8s/components/release), and carry the OCI labels version, revision (git), created (the
+# commit's time, so a rebuild of the same commit is the same image; SOURCE_DATE_EPOCH wins)
+# and source (the origin remote, when the checkout has one).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-# The Python services: <svc>/Dockerfile, the repo root as context, tagged
-# pod-patterns/<svc>:latest and named in .env as <SVC>_IMAGE. A new service is one word here.
+# The Python services: one target each of the Dockerfile at the repo root (the repo root as
+# context), tagged pod-patterns/<svc>:<version> and named in .env as <SVC>_IMAGE. A new
+# service is a target there and one word here.
 SERVICES=(adapter sidecar ambassador echoserver gitsync logagent)
 
 # Third-party peers: the official image online, a stand-in from images/<peer>/ offline.
@@ -30,7 +37,7 @@ PEERS=(redis prometheus)
 declare -A OFFICIAL=([redis]=redis:7 [prometheus]=prom/prometheus:v2.53.0)
 declare -A STANDIN=([redis]=pod-patterns/redis:7 [prometheus]=pod-patterns/prometheus:latest)
 
-# Helpers with no official image: always images/<name>/, tagged pod-patterns/<name>:latest.
+# Helpers with no official image: always images/<name>/, tagged pod-patterns/<name>:<version>.
 HELPERS=(gitserver rsyslog)
 
 BASE_IMAGE=pod-patterns/debian-python:bookworm
@@ -54,7 +61,7 @@ registry_reachable() {
     && timeout 1 bash -c 'exec 3<>/dev/tcp/registry-1.docker.io/443' 2>/dev/null
 }
 
-# docker build, quiet unless it fails; prints "<tag> <short id> <built|unchanged> <secs>".
+# docker build, quiet unless it fails; prints "<tag> <short id> <built|unchanged> <size> <secs>".
 build() {
   local tag=$1 context=$2 dockerfile=$3 before after start logfile
   shift 3
@@ -68,8 +75,16 @@ build() {
   fi
   rm -f "$logfile"
   after=$(docker image inspect -f '{{.Id}}' "$tag")
-  printf '%-36s %.12s  %-9s %3ss\n' "$tag" "${after#sha256:}" \
-    "$([ "$before" = "$after" ] && echo unchanged || echo built)" "$((SECONDS - start))"
+  printf '%-36s %.12s  %-9s %7s %3ss\n' "$tag" "${after#sha256:}" \
+    "$([ "$before" = "$after" ] && echo unchanged || echo built)" "$(image_size "$tag")" \
+    "$((SECONDS - start))"
+}
+
+# The image's size as `docker images` shows it (MB, 10^6 bytes).
+image_size() {
+  local bytes
+  bytes=$(docker image inspect -f '{{.Size}}' "$1")
+  echo "$((bytes / 1000000)) MB"
 }
 
 ensure_base_image() {
@@ -80,7 +95,8 @@ ensure_base_image() {
   mmdebstrap --quiet --variant=minbase --include=python3,python3-venv,ca-certificates bookworm - \
     | docker import -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
-  printf '%-36s %.12s  %-9s\n' "$BASE_IMAGE" "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" | cut -c8-)" built
+  printf '%-36s %.12s  %-9s %7s\n' "$BASE_IMAGE" "$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE" | cut -c8-)" \
+    built "$(image_size "$BASE_IMAGE")"
 }
 
 # The interpreter the offline images run, described by the base image itself: marker values
@@ -162,7 +178,7 @@ write_env() {
       lines+=("${key^^}_IMAGE=${OFFICIAL[$key]}")
     fi
   done
-  for key in "${SERVICES[@]}" "${HELPERS[@]}"; do lines+=("${key^^}_IMAGE=pod-patterns/$key:latest"); done
+  for key in "${SERVICES[@]}" "${HELPERS[@]}"; do lines+=("${key^^}_IMAGE=pod-patterns/$key:$VERSION"); done
   # Offline, `docker compose build` needs the same build args as this script.
   [ "$mode" = offline ] && lines+=("BASE_IMAGE=$BASE_IMAGE" "PIP_INSTALL_ARGS=\"$OFFLINE_PIP_ARGS\""
     "BUILD_PACKAGES=\"$OFFLINE_BUILD_PACKAGES\"")
@@ -196,13 +212,21 @@ main() {
   esac
   log "$mode mode"
 
-  local revision
+  local revision created source epoch
   revision=$(git rev-parse --short HEAD 2>/dev/null || true)
-  local -a service_args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$revision")
-  local -a helper_args=()
+  # The commit's time, not the clock's: rebuilding a commit gives the same labels.
+  epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}
+  created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
+  source=$(git config --get remote.origin.url 2>/dev/null || true)
+  case "$source" in git@*:*) source="https://${source#git@}" && source=${source/://} ;; esac
+  source=${source%.git}
+  local -a label_args=(--build-arg "VERSION=$VERSION" --build-arg "REVISION=$revision"
+    --build-arg "CREATED=$created" --build-arg "SOURCE=$source")
+  local -a service_args=("${label_args[@]}")
+  local -a helper_args=("${label_args[@]}")
   if [ "$mode" = offline ]; then
     ensure_base_image
-    helper_args=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
+    helper_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE")
     # The bare Debian python3 has no headers: the compiled hot path needs python3-dev.
     service_args+=(--build-arg "BASE_IMAGE=$BASE_IMAGE" --build-arg "PIP_INSTALL_ARGS=$OFFLINE_PIP_ARGS"
       --build-arg "BUILD_PACKAGES=$OFFLINE_BUILD_PACKAGES")
@@ -213,9 +237,9 @@ main() {
 
   for name in "${wanted[@]}"; do
     if is_one_of "$name" "${SERVICES[@]}"; then
-      build "pod-patterns/$name:latest" . "$name/Dockerfile" "${service_args[@]}"
+      build "pod-patterns/$name:$VERSION" . Dockerfile --target "$name" "${service_args[@]}"
     elif is_one_of "$name" "${HELPERS[@]}"; then
-      build "pod-patterns/$name:latest" "images/$name" "images/$name/Dockerfile" "${helper_args[@]}"
+      build "pod-patterns/$name:$VERSION" "images/$name" "images/$name/Dockerfile" "${helper_args[@]}"
     elif [ "$mode" = offline ]; then
       build "${STANDIN[$name]}" "images/$name" "images/$name/Dockerfile" --build-arg "BASE_IMAGE=$BASE_IMAGE"
     fi

@@ -197,7 +197,7 @@ def test_image_healthcheck_turns_healthy(pod: Pod, start_agent: StartAgent) -> N
         healthcheck={"interval": 1_000_000_000, "timeout": 3_000_000_000, "retries": 3}
     )
     test = agent.attrs["Config"]["Healthcheck"]["Test"]
-    assert test[:3] == ["CMD", "python3", "-c"] and "/healthz" in test[3]
+    assert test == ["CMD", "python3", "-m", "podkit.healthcheck", "logagent"]
     wait_healthy(agent, READY_WITHIN)
 
 

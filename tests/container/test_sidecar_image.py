@@ -257,7 +257,7 @@ def test_sigterm_after_a_bare_tcp_probe_exits_0_quickly(pod: Pod, docker_client:
 def test_image_healthcheck_turns_healthy(
     pod_images: dict[str, str], pki: Pki, docker_client: Any
 ) -> None:
-    """The image's own HEALTHCHECK (python + urllib against /healthz), probed every second."""
+    """The image's own HEALTHCHECK (podkit.healthcheck against /healthz), probed every second."""
     web = start_web(pod_images["ECHOSERVER_IMAGE"])
     try:
         # No "test" key: the daemon keeps the image's command and takes only the timing.
@@ -270,7 +270,7 @@ def test_image_healthcheck_turns_healthy(
         try:
             container = docker_client.containers.get(sidecar.get_container_id())
             test = container.attrs["Config"]["Healthcheck"]["Test"]
-            assert test[:3] == ["CMD", "python3", "-c"] and "/healthz" in test[3]
+            assert test == ["CMD", "python3", "-m", "podkit.healthcheck", "sidecar"]
 
             wait_healthy(container, READY_WITHIN)
         finally:

@@ -6,13 +6,17 @@ Requests from the host show the 3:1 split by the server that answered (X-Echo-Se
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from html.parser import HTMLParser
 
 import pytest
 from support import images
 from support.compose import Project, project_up
 from support.processes import http_get, served_by
+from support.tools import require_binary
 
 # The first test also builds the images (minutes on a fresh machine, seconds when cached);
 # compose has its own, much shorter bounds.
@@ -74,3 +78,59 @@ def test_pod_wiring(pod: AmbassadorPod) -> None:
         ("http://server1:8080", 3, True),
         ("http://server2:8080", 1, True),
     ]
+
+
+class SplitTable(HTMLParser):
+    """The rows of the demo page's #split table once its script has filled it in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.done = False
+        self.cells: list[str] = []
+        self.rows: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table" and found.get("id") == "split":
+            self.inside, self.done = True, found.get("data-done") == "true"
+        elif self.inside and tag == "tr":
+            self.cells = []
+            self.rows.append(self.cells)
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = self.inside and tag != "table"
+
+    def handle_data(self, data: str) -> None:
+        if self.inside and self.rows:
+            self.cells.append(data)
+
+
+def test_a_browser_sees_the_3_to_1_split(pod: AmbassadorPod) -> None:
+    """Chromium loads the demo page through the ambassador and runs its script: the 20
+    requests it makes split 15:5, and no favicon request took a turn in between."""
+    chromium = require_binary("chromium")
+    url = f"http://127.0.0.1:{pod.env['AMBASSADOR_HOST_PORT']}/demo"
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        result = subprocess.run(
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",  # root in CI; the page is our own
+                "--disable-gpu",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",  # run the page's fetches to the end
+                "--dump-dom",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = SplitTable()
+    table.feed(result.stdout)
+    assert table.done, result.stdout[-2000:]
+    split = {server: n for server, n, *_ in table.rows}
+    assert split == {"server1": "15 of 20", "server2": "5 of 20"}

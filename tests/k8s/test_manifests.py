@@ -6,8 +6,10 @@ what it says it changes, and its selectors and port names meet real pods and Ser
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import kubernetes_validate
@@ -41,6 +43,38 @@ CUSTOM = {
     ("cert-manager.io/v1", "Certificate"),
     ("monitoring.coreos.com/v1", "ServiceMonitor"),
     ("monitoring.coreos.com/v1", "PodMonitor"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"),
+}
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+# The recommended labels, all six on every object and every pod template.
+RELEASE_LABELS = {
+    "app.kubernetes.io/part-of": "pod-patterns",
+    "app.kubernetes.io/instance": "pod-patterns",
+    "app.kubernetes.io/version": VERSION,
+    "app.kubernetes.io/managed-by": "kustomize",
+}
+# app.kubernetes.io/component: the pattern an object shows, or a cross-cutting concern.
+COMPONENTS = {
+    "sidecar",
+    "ambassador",
+    "adapter",
+    "gitsync",
+    "logagent",
+    "namespace",
+    "network-policy",
+    "monitoring",
+}
+# The project's own images, tagged with its version (k8s/components/release).
+PROJECT_IMAGE = re.compile(r"^pod-patterns/[a-z]+:(?P<tag>.+)$")
+# The Services that carry each metrics-serving container's /metrics: Service → (Deployment,
+# container) whose port it targets.
+METRICS_SERVICES = {
+    "web-metrics": ("web", "sidecar"),
+    "ambassador-metrics": ("ambassador", "ambassador"),
+    "redis-metrics": ("redis", "adapter"),
+    "notes-metrics": ("notes", "gitsync"),
+    "site-metrics": ("site", "gitsync"),
+    "counter-metrics": ("counter", "logagent"),
 }
 
 
@@ -127,24 +161,99 @@ def test_the_whole_set_in_its_namespace() -> None:
         "Deployment/web",
         "Namespace/pod-patterns",
         "Service/ambassador",
+        "Service/ambassador-metrics",
         "Service/counter-metrics",
         "Service/gitserver",
+        "Service/notes-metrics",
         "Service/redis-metrics",
         "Service/rsyslog",
         "Service/server1",
         "Service/server2",
         "Service/site",
+        "Service/site-metrics",
         "Service/web",
+        "Service/web-metrics",
     ]
     # No Secret: the Git credentials are made by the user (gitsync/README.md), never committed.
 
 
 @pytest.mark.parametrize("path", DEPLOYABLE)
-def test_every_object_is_in_the_namespace_and_labelled(path: str) -> None:
+def test_every_object_is_in_the_namespace(path: str) -> None:
     for doc in render(path):
         if doc["kind"] != "Namespace":
             assert doc["metadata"]["namespace"] == "pod-patterns", doc["metadata"]["name"]
-        assert doc["metadata"]["labels"]["app.kubernetes.io/part-of"] == "pod-patterns"
+
+
+def assert_six_labels(where: str, labels: dict[str, str]) -> None:
+    for key, value in RELEASE_LABELS.items():
+        assert labels.get(key) == value, f"{where}: {key}"
+    assert labels.get("app.kubernetes.io/name"), f"{where}: app.kubernetes.io/name"
+    assert labels.get("app.kubernetes.io/component") in COMPONENTS, f"{where}: component"
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_every_object_and_pod_carries_the_six_recommended_labels(path: str) -> None:
+    """Generated objects (the ambassador's ConfigMap) and each overlay's own included."""
+    docs = render(path)
+    assert docs
+    for doc in docs:
+        where = f"{path}: {doc['kind']}/{doc['metadata']['name']}"
+        assert_six_labels(where, doc["metadata"].get("labels", {}))
+        template = doc.get("spec", {}).get("template")
+        if template is not None:
+            assert_six_labels(f"{where} (pod)", template["metadata"].get("labels", {}))
+            # A workload's pods say the same name and pattern as the workload.
+            for key in ("app.kubernetes.io/name", "app.kubernetes.io/component"):
+                assert template["metadata"]["labels"][key] == doc["metadata"]["labels"][key]
+
+
+def test_the_release_is_set_once_and_agrees_with_pyproject() -> None:
+    """One version: the component's image tags and version label, pyproject.toml's version
+    (which scripts/build-images.sh tags the images with) and docker-compose.yml's defaults."""
+    release = yaml.safe_load((ROOT / "k8s/components/release/kustomization.yaml").read_text())
+    assert release["kind"] == "Component"
+    tags = {i["name"]: i["newTag"] for i in release["images"]}
+    assert {n: t for n, t in tags.items() if n.startswith("pod-patterns/")} == {
+        f"pod-patterns/{name}": VERSION
+        for name in (
+            "sidecar", "ambassador", "adapter", "echoserver", "gitsync", "logagent",
+            "gitserver", "rsyslog",
+        )
+    }
+    [labels] = [entry["pairs"] for entry in release["labels"]]
+    assert labels == RELEASE_LABELS
+    # No other kustomization names images or tags of its own.
+    for path in (ROOT / "k8s").rglob("kustomization.yaml"):
+        if path.parent.name != "release":
+            assert "images" not in yaml.safe_load(path.read_text()), path
+    compose = (ROOT / "docker-compose.yml").read_text()
+    defaults = re.findall(r"\$\{[A-Z]+_IMAGE:-pod-patterns/([a-z]+):([^}]+)\}", compose)
+    assert defaults and {tag for _, tag in defaults} == {VERSION}, defaults
+
+
+@pytest.mark.parametrize("path", DEPLOYABLE)
+def test_clients_services_are_cluster_ip_unless_the_loadbalancer_overlay(path: str) -> None:
+    types = {
+        d["metadata"]["name"]: d["spec"].get("type", "ClusterIP")
+        for d in render(path)
+        if d["kind"] == "Service"
+    }
+    balanced = {"web", "ambassador"} if path == "k8s/overlays/loadbalancer" else set()
+    assert {n for n, t in types.items() if t == "LoadBalancer"} == balanced
+    assert {t for t in types.values()} <= {"ClusterIP", "LoadBalancer"}
+
+
+def test_the_loadbalancer_overlay_changes_only_the_two_entry_points() -> None:
+    base = by_key(render("k8s/base"))
+    overlay = by_key(render("k8s/overlays/loadbalancer"))
+    assert overlay.keys() == base.keys()
+    for key in base:
+        if key in ("Service/web", "Service/ambassador"):
+            changed = dict(overlay[key]["spec"])
+            assert changed.pop("type") == "LoadBalancer"
+            assert changed == {k: v for k, v in base[key]["spec"].items() if k != "type"}
+        else:
+            assert overlay[key] == base[key], key
 
 
 @pytest.mark.parametrize("path", DEPLOYABLE)
@@ -162,8 +271,13 @@ def test_every_container_is_locked_down_probed_and_bounded(path: str) -> None:
             assert ctx["capabilities"] == {"drop": ["ALL"]}, where
             assert {"requests", "limits"} <= set(container["resources"]), where
             assert ":" in container["image"], f"{where}: a tag is set (kustomize images:)"
+            own = PROJECT_IMAGE.match(container["image"])
+            if own:
+                assert own["tag"] == VERSION, f"{where}: tagged with the project's version"
             if container in pod_containers(pod):
+                # Every long-running container, native sidecars included: both probes.
                 assert "livenessProbe" in container, where
+                assert "readinessProbe" in container, where
             # `preStop.sleep` is feature-gated off in Kubernetes 1.29: exec only.
             for handler in container.get("lifecycle", {}).values():
                 assert set(handler) == {"exec"}, where
@@ -176,7 +290,7 @@ def test_the_pods_wire_up_like_the_patterns() -> None:
     env = {e["name"]: e.get("value") for e in sidecar["env"]}
     assert env["SIDECAR_UPSTREAM"] == "http://127.0.0.1:8080"  # the pod's shared localhost
     assert {m["name"] for m in sidecar["volumeMounts"]} == {"certs"}  # the shared volume
-    assert docs["Service/web"]["spec"]["type"] == "LoadBalancer"
+    assert docs["Service/web"]["spec"]["type"] == "ClusterIP"
     assert docs["Service/web"]["spec"]["ports"][0]["port"] == 443
     config = yaml.safe_load(docs["ConfigMap/ambassador"]["data"]["ambassador.yaml"])
     assert config["upstreams"][0].startswith("http://server1:8080 weight=3")
@@ -234,12 +348,19 @@ def test_git_credentials_are_files_from_secrets_never_values() -> None:
 
 # -- overlays/native-sidecars ----------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("deployment", "helper", "before"), [("web", "sidecar", ["certs"]), ("redis", "adapter", [])]
+    ("deployment", "helper", "before"),
+    [
+        ("web", "sidecar", ["certs"]),
+        ("redis", "adapter", []),
+        ("notes", "gitsync", []),
+        ("site", "gitsync", []),
+        ("counter", "logagent", []),
+    ],
 )
 def test_native_sidecars_are_init_containers_that_keep_running(
     deployment: str, helper: str, before: list[str]
 ) -> None:
-    base = pods(render("k8s/base"))[deployment]["spec"]
+    base = pods(render("k8s"))[deployment]["spec"]
     pod = pods(render("k8s/overlays/native-sidecars"))[deployment]["spec"]
     assert helper not in [c["name"] for c in pod["containers"]]
     assert [c["name"] for c in pod["initContainers"]] == [*before, helper]
@@ -254,10 +375,11 @@ def test_native_sidecars_are_init_containers_that_keep_running(
 
 
 def test_native_sidecars_change_nothing_else() -> None:
-    base = by_key(render("k8s/base"))
+    base = by_key(render("k8s"))  # the base and the gitsync and logagent folders
     overlay = by_key(render("k8s/overlays/native-sidecars"))
     assert overlay.keys() == base.keys()
-    for key in base.keys() - {"Deployment/web", "Deployment/redis"}:
+    moved = {f"Deployment/{name}" for name in ("web", "redis", "notes", "site", "counter")}
+    for key in base.keys() - moved:
         assert overlay[key] == base[key], key
 
 
@@ -349,13 +471,15 @@ def test_network_policies_open_exactly_these_ports() -> None:
                     number = container_port(templates[target]["spec"], port["port"])
                     assert number is not None, f"{name}: {target} has no port {port['port']}"
                     opened[(target, number)] = ", ".join(peers) or "anywhere"
-    # Redis' 6379 and the admin ports (9000) are opened to nobody.
+    # Redis' 6379 is opened to nobody, the metrics ports to Prometheus' namespace only.
     assert opened == {
         ("web", 8443): "anywhere",
         ("ambassador", 8080): "anywhere",
         ("server1", 8080): "ambassador",
         ("server2", 8080): "ambassador",
         ("redis", 9121): "namespace monitoring",
+        ("web", 9000): "namespace monitoring",
+        ("ambassador", 9000): "namespace monitoring",
     }
 
 
@@ -375,36 +499,101 @@ def test_cert_manager_issues_the_secret_production_mounts() -> None:
     assert by_key(rest) == by_key(render("k8s/overlays/production"))
 
 
-# -- overlays/monitoring ---------------------------------------------------------------------
-def test_the_service_monitor_selects_only_the_metrics_service() -> None:
+# -- overlays/monitoring, and the annotations ------------------------------------------------
+def metrics_container(docs: list[Doc], deployment: str, container: str) -> Doc:
+    pod = pods(docs)[deployment]["spec"]
+    return next(c for c in pod_containers(pod) if c["name"] == container)
+
+
+def test_every_service_with_metrics_has_an_annotated_metrics_service() -> None:
+    """The sidecar, the ambassador, the adapter, both gitsync pods and the logagent: each a
+    Service selecting exactly its pods, whose port `metrics` reaches the container's /metrics
+    port, with the prometheus.io annotations naming that same port."""
+    docs = render("k8s")
+    services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
+    annotated = {
+        name for name, d in services.items()
+        if d["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
+    }
+    assert annotated == set(METRICS_SERVICES)
+    templates = pods(docs)
+    for name, (deployment, container) in METRICS_SERVICES.items():
+        service = services[name]
+        selector = service["spec"]["selector"]
+        assert [
+            d for d, t in templates.items()
+            if selector and all(t["metadata"]["labels"].get(k) == v for k, v in selector.items())
+        ] == [deployment], name
+        [port] = service["spec"]["ports"]
+        assert port["name"] == "metrics", name
+        served = container_port(
+            {"containers": [metrics_container(docs, deployment, container)]}, port["targetPort"]
+        )
+        annotations = service["metadata"]["annotations"]
+        assert served is not None and int(annotations["prometheus.io/port"]) == served, name
+        assert annotations["prometheus.io/path"] == "/metrics"
+    # And no container of the project's own metrics-serving images is left out.
+    for deployment, template in templates.items():
+        for container in pod_containers(template["spec"]):
+            image = container["image"].split(":")[0].rpartition("/")[2]
+            if image in ("sidecar", "ambassador", "adapter", "gitsync", "logagent"):
+                assert (deployment, container["name"]) in METRICS_SERVICES.values()
+
+
+def test_the_service_monitor_scrapes_every_metrics_service_and_nothing_else() -> None:
     docs = render("k8s/overlays/monitoring")
     [monitor] = [d for d in docs if d["kind"] == "ServiceMonitor"]
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
-    assert monitor["metadata"]["namespace"] == "pod-patterns"  # the Service's own namespace
-    services = [
-        d
-        for d in docs
-        if d["kind"] == "Service" and selects(monitor["spec"]["selector"], d["metadata"]["labels"])
-    ]
-    assert [s["metadata"]["name"] for s in services] == ["redis-metrics"]
+    assert monitor["metadata"]["namespace"] == "pod-patterns"  # the Services' own namespace
     [endpoint] = monitor["spec"]["endpoints"]
-    assert endpoint["port"] in [p["name"] for p in services[0]["spec"]["ports"]]
-    assert endpoint["interval"] == "15s"
-    # Without the overlay's label the same selector would match nothing: it is what selects.
-    base = [d for d in render("k8s") if d["kind"] == "Service"]
-    assert not [s for s in base if selects(monitor["spec"]["selector"], s["metadata"]["labels"])]
+    assert endpoint["interval"] == "15s" and endpoint["path"] == "/metrics"
+    # A target is an endpoint of a selected Service on the port the monitor names.
+    scraped = sorted(
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "Service"
+        and selects(monitor["spec"]["selector"], d["metadata"]["labels"])
+        and endpoint["port"] in [p.get("name") for p in d["spec"]["ports"]]
+    )
+    assert scraped == sorted(METRICS_SERVICES)
+    # The overlay is k8s/ (every pattern, both sidecar folders) plus the monitoring objects.
+    whole = by_key(render("k8s"))
+    overlay = by_key(docs)
+    assert overlay.keys() - whole.keys() == {
+        "ServiceMonitor/pod-patterns",
+        "PrometheusRule/pod-patterns",
+    }
+    assert {k: overlay[k] for k in whole} == whole
 
 
-def test_the_pod_monitor_alternative_selects_the_adapter_port() -> None:
+def test_the_pod_monitor_alternative_scrapes_the_same_containers() -> None:
     # Listed in no kustomization (one monitor is enough): read as a user would list it.
     monitor = yaml.safe_load((ROOT / "k8s/overlays/monitoring/podmonitor.yaml").read_text())
     assert (monitor["apiVersion"], monitor["kind"]) == ("monitoring.coreos.com/v1", "PodMonitor")
     docs = render("k8s/overlays/monitoring")
-    assert selected(monitor["spec"]["selector"], docs) == ["redis"]
-    pod = pods(docs)["redis"]["spec"]
-    [endpoint] = monitor["spec"]["podMetricsEndpoints"]
-    assert container_port(pod, endpoint["port"]) == 9121
-    assert endpoint["interval"] == "15s"
+    ports = [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]]
+    assert all(e["path"] == "/metrics" for e in monitor["spec"]["podMetricsEndpoints"])
+    scraped = set()
+    for deployment in selected(monitor["spec"]["selector"], docs):
+        for container in pod_containers(pods(docs)[deployment]["spec"]):
+            if any(p.get("name") in ports for p in container.get("ports", [])):
+                scraped.add((deployment, container["name"]))
+    assert scraped == set(METRICS_SERVICES.values())
+
+
+def test_the_prometheus_rule_is_the_rule_files() -> None:
+    """spec.groups of the PrometheusRule equal monitoring/rules/*.yaml's groups, in file
+    order (scripts/prometheus-rule.py writes it; run it after editing a rule)."""
+    docs = render("k8s/overlays/monitoring")
+    [rule] = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["labels"]["release"] == "prometheus"  # as the ServiceMonitor's
+    files = sorted((ROOT / "monitoring" / "rules").glob("*.yaml"))
+    assert files
+    expected = [g for f in files for g in yaml.safe_load(f.read_text())["groups"]]
+    assert rule["spec"]["groups"] == expected, "run scripts/prometheus-rule.py"
+    names = [g["name"] for g in expected]
+    assert len(names) == len(set(names))
 
 
 # -- overlays/signal-reload ------------------------------------------------------------------

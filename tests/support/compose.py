@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -24,10 +25,13 @@ UP_WITHIN = 90  # seconds for `up --wait`: every container started, the health-c
 class Project:
     name: str
     env: dict[str, str]
+    # docker-compose.yml, then any override files (-f ... -f ...), as a user would pass them.
+    files: tuple[Path, ...] = (COMPOSE_FILE,)
 
     def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        files = [arg for path in self.files for arg in ("-f", str(path))]
         return subprocess.run(
-            ["docker", "compose", "-f", str(COMPOSE_FILE), "-p", self.name, *args],
+            ["docker", "compose", *files, "-p", self.name, *args],
             env=self.env,
             capture_output=True,
             text=True,
@@ -63,15 +67,17 @@ def project_up(
     images: dict[str, str],
     ports: Sequence[str],
     services: Sequence[str] = (),
+    overrides: Sequence[Path] = (),
 ) -> Iterator[P]:
     """`docker compose up -d --wait [services]` as project pod-patterns-e2e-NAME-PID, each of
-    `ports` (compose variables) on a free host port; `down -v` whatever happens."""
+    `ports` (compose variables) on a free host port, with `overrides` after docker-compose.yml;
+    `down -v` whatever happens."""
     env = {
         **os.environ,
         **images,  # the image names build-images.sh wrote to .env, explicitly
         **{variable: str(free_port()) for variable in ports},
     }
-    project = kind(f"pod-patterns-e2e-{name}-{os.getpid()}", env)
+    project = kind(f"pod-patterns-e2e-{name}-{os.getpid()}", env, (COMPOSE_FILE, *overrides))
     try:
         up = project.compose(
             "up",
