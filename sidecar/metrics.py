@@ -45,7 +45,7 @@ class SidecarCollector(Collector):
         if self.certs is None:
             return
         not_after = GaugeMetricFamily(
-            "sidecar_cert_not_after_seconds",
+            "sidecar_cert_not_after_timestamp_seconds",
             "Expiry of each served certificate, as a Unix time",
             labels=["cert_file"],
         )

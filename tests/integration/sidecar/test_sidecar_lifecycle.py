@@ -213,7 +213,7 @@ def test_metrics_count_requests_and_show_certificates(
     assert value("sidecar_request_duration_seconds_count") == 9
     assert value("sidecar_accepted_connections_total") == 2
     for cert_file in (pki.cert_file, other_cert):
-        got = value("sidecar_cert_not_after_seconds", cert_file=str(cert_file))
+        got = value("sidecar_cert_not_after_timestamp_seconds", cert_file=str(cert_file))
         assert got == not_after(cert_file)
 
 

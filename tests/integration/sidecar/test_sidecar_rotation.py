@@ -119,7 +119,7 @@ def cert_metrics(sidecar: Sidecar) -> dict[str, float]:
     return {
         name: metrics.value(families, name)
         for name in (
-            "sidecar_cert_not_after_seconds",
+            "sidecar_cert_not_after_timestamp_seconds",
             "sidecar_cert_reloads_total",
             "sidecar_cert_reload_failures_total",
         )
@@ -166,7 +166,7 @@ def test_certificate_rotation_under_load(
     assert late and all(cert == der(renewed) for cert in late)
     assert "certificate reloaded" in sidecar.log()
     assert cert_metrics(sidecar) == {
-        "sidecar_cert_not_after_seconds": not_after.timestamp(),
+        "sidecar_cert_not_after_timestamp_seconds": not_after.timestamp(),
         "sidecar_cert_reloads_total": 1,
         "sidecar_cert_reload_failures_total": 0,
     }
@@ -184,7 +184,7 @@ def test_certificate_rotation_under_load(
     for name in ("localhost", "127.0.0.1"):
         assert sidecar.certificate(name) == der(renewed)
     assert cert_metrics(sidecar) == {
-        "sidecar_cert_not_after_seconds": not_after.timestamp(),
+        "sidecar_cert_not_after_timestamp_seconds": not_after.timestamp(),
         "sidecar_cert_reloads_total": 1,
         "sidecar_cert_reload_failures_total": 2,
     }
