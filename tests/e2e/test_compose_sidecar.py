@@ -57,7 +57,7 @@ def pod(sidecar_images: dict[str, str]) -> Iterator[SidecarPod]:
         SidecarPod,
         "sidecar",
         sidecar_images,
-        ["SIDECAR_HOST_PORT", "SIDECAR_ADMIN_HOST_PORT"],
+        ["SIDECAR_HOST_PORT", "SIDECAR_HTTP_HOST_PORT", "SIDECAR_ADMIN_HOST_PORT"],
         SERVICES,
     ) as pod:
         yield pod
@@ -91,9 +91,9 @@ def test_pod_wiring(pod: SidecarPod) -> None:
 
 def test_web_port_8080_is_not_reachable_from_the_host(pod: SidecarPod) -> None:
     web = pod.inspect("web")
-    # Published: the sidecar's two ports only.
+    # Published: the sidecar's ports only (TLS, the plain-HTTP redirect, admin).
     published = {port for port, bindings in web["NetworkSettings"]["Ports"].items() if bindings}
-    assert published == {"8443/tcp", "9000/tcp"}
+    assert published == {"8443/tcp", "8000/tcp", "9000/tcp"}
     # And not even on the pod's own address: web listens on the pod's loopback.
     (network,) = web["NetworkSettings"]["Networks"].values()
     address = network["IPAddress"]
