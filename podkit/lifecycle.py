@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from podkit.health import Health
+from podkit.memory import trim_forever
 
 if TYPE_CHECKING:  # imported where it runs: the proxies use this module without aiohttp
     from aiohttp import web
@@ -64,6 +65,7 @@ async def serve_app(
             pass
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=shutdown_timeout)
     await runner.setup()
+    trimmer = asyncio.ensure_future(trim_forever())  # freed pages back to the kernel
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True, ssl_context=ssl_context)
         await site.start()
@@ -75,6 +77,7 @@ async def serve_app(
         health.ready = False
         log.info("shutting down: draining for up to %.1fs", shutdown_timeout)
     finally:
+        trimmer.cancel()
         await runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
