@@ -79,6 +79,8 @@ up: host images ## run the demo: every pod and a Prometheus scraping them (ADAPT
 	@echo "  sidecar (TLS)    https://localhost:$${SIDECAR_HOST_PORT:-8443}/   (curl -k: self-signed; http://localhost:$${SIDECAR_HTTP_HOST_PORT:-8000}/ redirects there)"
 	@echo "  sidecar admin    http://localhost:$${SIDECAR_ADMIN_HOST_PORT:-9000}/metrics"
 	@echo "  ambassador       http://localhost:$${AMBASSADOR_HOST_PORT:-8080}/   (3:1 across server1, server2; admin :$${AMBASSADOR_ADMIN_HOST_PORT:-9001})"
+	@echo "  in-pod ambassador docker compose logs -f client   (90/10 to backend-v1/v2 from the client's localhost; admin :$${CLIENT_AMBASSADOR_ADMIN_HOST_PORT:-9005})"
+	@echo "  redis (tcp mode) redis-cli -p $${REDIS_AMBASSADOR_HOST_PORT:-6380}   (two Redis replicas behind the ambassador; admin :$${REDIS_AMBASSADOR_ADMIN_HOST_PORT:-9006})"
 	@echo "  adapter metrics  $(if $(ADAPTER_TLS),https,http)://localhost:$${ADAPTER_HOST_PORT:-9121}/metrics$(if $(ADAPTER_TLS),   (basic auth: the password is in the adapter-secrets volume))"
 	@echo "  prometheus       http://localhost:$${PROMETHEUS_HOST_PORT:-9090}/graph?g0.expr=up   (every target; rules and alerts loaded)"
 	@echo "  gitsync push     docker compose exec notes sh -c 'echo hi > /notes/hi.txt'   (pushed to gitserver; metrics :$${GITSYNC_PUSH_ADMIN_HOST_PORT:-9002})"
@@ -90,10 +92,11 @@ down: ## stop the demo and remove its containers, networks and volumes
 	@# Both files, so the secured adapter's one-shot and volume go too if it ran.
 	$(COMPOSE) -f docker-compose.yml -f compose/adapter-tls.yml down --volumes --remove-orphans
 
-bench: host install ## side by side: the adapter vs redis_exporter, the proxies vs nginx and HAProxy
+bench: host install ## side by side: the adapter vs redis_exporter, the proxies (and tcp mode) vs nginx and HAProxy
 	$(PY) bench/adapter_bench.py
 	$(PY) bench/proxy_bench.py --scenario sidecar
 	$(PY) bench/proxy_bench.py --scenario ambassador
+	$(PY) bench/tcp_bench.py
 
 lint: install $(CHECKOV_VENV)/.installed ## ruff, mypy, hadolint, yamllint, and checkov on every rendered kustomization
 	$(VENV)/bin/ruff check podkit adapter sidecar ambassador echoserver gitsync logagent tests bench

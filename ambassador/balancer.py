@@ -61,6 +61,10 @@ class Peer:
     responses: dict[int, int] = field(default_factory=dict)
     failures: dict[str, int] = field(default_factory=dict)
     latency: Histogram = field(default_factory=Histogram)
+    # tcp mode: connections made, bytes each way (client → peer, peer → client)
+    connections: int = 0
+    sent_bytes: int = 0
+    received_bytes: int = 0
 
     def __post_init__(self) -> None:
         self.effective_weight = self.weight
@@ -139,21 +143,27 @@ class Balancer:
         return self.primary + self.backup
 
     # -- picking ----------------------------------------------------------------------------
-    def pick(self, tried: Tried, head: RequestHead | None = None) -> Peer | None:
+    def pick(
+        self, tried: Tried, head: RequestHead | None = None, key: bytes | None = None
+    ) -> Peer | None:
+        """The next peer for a request (`head`) or a tcp connection (`key`: the hash key,
+        its client's address)."""
         now = self.clock()
+        if key is None and head is not None and self.hash_key is not None:
+            key = self.hash_key(head)
         group = self.backup if tried.backup else self.primary
-        peer = self._pick_in(group, tried, now, head)
+        peer = self._pick_in(group, tried, now, key)
         if peer is None and not tried.backup and self.backup:
             # nginx moves to the backup servers when no primary one is left for this request
             tried.backup = True
             tried.peers.clear()
-            peer = self._pick_in(self.backup, tried, now, head)
+            peer = self._pick_in(self.backup, tried, now, key)
         if peer is not None:
             tried.peers.add(id(peer))
         return peer
 
     def _pick_in(
-        self, group: list[Peer], tried: Tried, now: float, head: RequestHead | None
+        self, group: list[Peer], tried: Tried, now: float, key: bytes | None
     ) -> Peer | None:
         if not group:
             return None
@@ -164,14 +174,8 @@ class Balancer:
             if peer.max_conns and peer.conns >= peer.max_conns:
                 return None
             return peer
-        if (
-            self.method == "hash"
-            and self.ring is not None
-            and head is not None
-            and not tried.backup
-            and self.hash_key is not None
-        ):
-            hashed = self.ring.find(self.hash_key(head), tried, now)
+        if self.method == "hash" and self.ring is not None and key is not None and not tried.backup:
+            hashed = self.ring.find(key, tried, now)
             if hashed is not None:
                 return hashed  # nginx falls back to round robin after 20 failed hash lookups
         if self.method == "least_conn":
@@ -245,6 +249,20 @@ class Balancer:
         peer.latency.observe(seconds)
         if self.ejector is not None and peer is not self.single:
             self.ejector.result(peer, status, self.clock(), self.peers)
+        self._recovered(peer)
+
+    def connected(self, upstream: Upstream) -> None:
+        """tcp mode: a connection to `upstream` was made (nginx's stream module counts a
+        session without a connect failure as a success)."""
+        peer = self._by_upstream.get(id(upstream))
+        if peer is None:
+            return
+        peer.connections += 1
+        if self.ejector is not None and peer is not self.single:
+            self.ejector.result(peer, 0, self.clock(), self.peers)
+        self._recovered(peer)
+
+    def _recovered(self, peer: Peer) -> None:
         if peer.accessed < peer.checked:
             if peer.max_fails and peer.fails >= peer.max_fails:
                 peer.start_slow(self.clock())  # back after fail_timeout

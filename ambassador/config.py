@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from ambassador.balancer import Method
 from ambassador.groups import (
@@ -32,9 +32,12 @@ __all__ = ["AmbassadorConfig", "ServerSpec", "UpstreamGroup", "load_group", "par
 
 PROG = "ambassador"
 DESCRIPTION = (
-    "HTTP load balancer with nginx's upstream semantics: the ambassador container, the pod's "
-    "way out to (or in from) a set of services."
+    "HTTP (or, with --mode tcp, TCP) load balancer with nginx's upstream semantics: the "
+    "ambassador container, the pod's way out to (or in from) a set of services."
 )
+
+
+Mode = Literal["http", "tcp"]
 
 
 def load_group(path: str, defaults: dict[str, Any]) -> UpstreamGroup:
@@ -52,6 +55,13 @@ class AmbassadorConfig(ProxyOptions):
         parse=parse_host_port(),
         metavar="HOST:PORT",
         help="address for client connections",
+    )
+    mode: Mode = option(
+        "http",
+        env="AMBASSADOR_MODE",
+        parse=parse_choice("http", "tcp"),
+        help="http: an HTTP reverse proxy; tcp: balance raw TCP connections (nginx's stream "
+        "module, HAProxy's mode tcp), with TCP connect health checks every --health-interval",
     )
     upstream: tuple[ServerSpec, ...] = option(
         (),
@@ -179,6 +189,27 @@ class AmbassadorConfig(ProxyOptions):
             raise OptionError(f"{describe(AmbassadorConfig, 'next_upstream_tries')}: must be >= 0")
         self.layout()  # every check of the upstream list, at startup
 
+    def check_tcp(self, layout: Layout) -> Layout:
+        """In tcp mode, what only HTTP has is refused: routes and groups, a hash key other
+        than the client's address, a health path, statuses to fail over on."""
+        if self.mode != "tcp":
+            return layout
+        group = layout.default
+        problems = [
+            "groups and routes are HTTP's (they match the request)"
+            if layout.routes or len(layout.groups) > 1
+            else "",
+            "hash_key: only ip (the client's address)" if group.hash_key != "ip" else "",
+            "the health check is a TCP connect: no health path" if group.health_path else "",
+            "next_upstream: only error and timeout (or off)"
+            if group.next_upstream_statuses
+            else "",
+        ]
+        problem = next((p for p in problems if p), "")
+        if problem:
+            raise OptionError(f"{describe(AmbassadorConfig, 'mode')} tcp: {problem}")
+        return layout
+
     def admin_token(self) -> str:
         """The admin token, read when needed (a Secret's file may be rotated); "" for none."""
         try:
@@ -209,5 +240,7 @@ class AmbassadorConfig(ProxyOptions):
             "send_timeout": self.send_timeout,
         }
         if self.config:
-            return load_layout(self.config, defaults)
-        return Layout({"default": group_from({"upstreams": []}, defaults, servers=self.upstream)})
+            return self.check_tcp(load_layout(self.config, defaults))
+        return self.check_tcp(
+            Layout({"default": group_from({"upstreams": []}, defaults, servers=self.upstream)})
+        )

@@ -1,12 +1,14 @@
 """Active health checks (what nginx open source lacks): GET a path on every peer each
-interval; `fall` failures in a row take a peer out, `rise` passes bring it back."""
+interval (in tcp mode: open a TCP connection and close it, as nginx Plus' stream
+`health_check` and HAProxy's `check` do); `fall` failures in a row take a peer out, `rise`
+passes bring it back."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from ambassador.balancer import Peer
 
@@ -40,6 +42,24 @@ async def probe(peer: Peer, path: str, timeout: float) -> str | None:  # noqa: A
     return None if 200 <= status < 400 else f"status {status}"
 
 
+async def connect_probe(peer: Peer, _path: str, timeout: float) -> str | None:  # noqa: ASYNC109
+    """tcp mode: None when the peer accepts a connection within `timeout`."""
+    up = peer.upstream
+    try:
+        async with asyncio.timeout(timeout):
+            if up.path:
+                _, writer = await asyncio.open_unix_connection(up.path)
+            else:
+                _, writer = await asyncio.open_connection(up.host, up.port)
+        writer.close()
+    except (OSError, TimeoutError) as exc:
+        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return None
+
+
+Probe = Callable[[Peer, str, float], Awaitable[str | None]]
+
+
 class HealthChecker:
     def __init__(
         self,
@@ -49,8 +69,10 @@ class HealthChecker:
         timeout: float,
         rise: int,
         fall: int,
+        check: Probe = probe,
     ) -> None:
         self.peers = peers
+        self.check = check
         self.path = path
         self.interval = interval
         self.timeout = timeout
@@ -61,7 +83,7 @@ class HealthChecker:
     async def run(self) -> None:
         while True:
             peers = self.peers()
-            results = await asyncio.gather(*(probe(p, self.path, self.timeout) for p in peers))
+            results = await asyncio.gather(*(self.check(p, self.path, self.timeout) for p in peers))
             for peer, problem in zip(peers, results, strict=True):
                 self.record(peer, problem)
             await asyncio.sleep(self.interval)

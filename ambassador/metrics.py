@@ -1,6 +1,7 @@
 """The ambassador's /metrics: the engine's counters and, per upstream peer, responses by
-code, failures by kind, response time, up/down, effective weight, connections, and its
-state beyond nginx open source (drain, slow start, ejection)."""
+code, failures by kind, response time, up/down, effective weight, connections, its state
+beyond nginx open source (drain, slow start, ejection), and in tcp mode the connections and
+bytes each way."""
 
 from __future__ import annotations
 
@@ -101,6 +102,21 @@ class AmbassadorCollector(Collector):
             "Times the peer was ejected by outlier detection",
             labels=LABELS,
         )
+        connections = CounterMetricFamily(
+            "ambassador_upstream_connections",
+            "tcp mode: connections made to each peer",
+            labels=LABELS,
+        )
+        sent = CounterMetricFamily(
+            "ambassador_upstream_sent_bytes",
+            "tcp mode: bytes from clients to each peer",
+            labels=LABELS,
+        )
+        received = CounterMetricFamily(
+            "ambassador_upstream_received_bytes",
+            "tcp mode: bytes from each peer to clients",
+            labels=LABELS,
+        )
         for view in self.views():
             labels = [view["server"], view["address"], view.get("group", "default")]
             for code, n in sorted(view["responses"].items()):
@@ -118,8 +134,11 @@ class AmbassadorCollector(Collector):
             share.add_metric(labels, view["weight_share"])
             ejected.add_metric(labels, 1.0 if view["ejected"] else 0.0)
             ejections.add_metric(labels, view["ejections"])
+            connections.add_metric(labels, view.get("connections", 0))
+            sent.add_metric(labels, view.get("sent_bytes", 0))
+            received.add_metric(labels, view.get("received_bytes", 0))
         yield from (responses, failures, latency, up, healthy, weight, conns)
-        yield from (draining, share, ejected, ejections)
+        yield from (draining, share, ejected, ejections, connections, sent, received)
         yield CounterMetricFamily(
             "ambassador_admin_writes_refused",
             "Admin-port writes refused: not from loopback and without the admin token",

@@ -1,5 +1,6 @@
-"""The ambassador assembled: the listener on the shared engine with a balancer as its `pick`,
-DNS re-resolution, active health checks, config reload (file change or SIGHUP), and the
+"""The ambassador assembled: the listener on the shared engine with a balancer as its `pick`
+(or, with --mode tcp, the engine's TcpTunnel asking it through ambassador.tcp), DNS
+re-resolution, active health checks, config reload (file change or SIGHUP), and the
 admin port with /upstreams; run by podkit.runner (one process, or --workers N) until
 SIGTERM, then drained."""
 
@@ -18,17 +19,19 @@ from typing import Any
 from ambassador.admin import WriteFence, write_handler
 from ambassador.balancer import Balancer, Peer, Tried
 from ambassador.config import AmbassadorConfig, UpstreamGroup
-from ambassador.health import HealthChecker
+from ambassador.health import HealthChecker, connect_probe, probe
 from ambassador.metrics import registry_for
 from ambassador.outlier import Ejector
 from ambassador.peers import Addresses, build_peers, resolve
 from ambassador.routes import Layout, Route
+from ambassador.tcp import BalancedTcp
 from podkit.admin_http import AdminServer, Request, Response, admin_routes
 from podkit.health import Health
 from podkit.options import OptionError
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
 from podkit.proxy.head import RequestHead
 from podkit.proxy.stats import ProxyStats
+from podkit.proxy.tunnel import TcpTunnel
 from podkit.runner import Closer, Report, Reports, serve
 
 log = logging.getLogger("ambassador")
@@ -58,8 +61,9 @@ class GroupState:
     """One upstream group as it runs: its balancer, addresses, health checks and settings;
     kept across reloads, so that its peers keep what they learnt."""
 
-    def __init__(self, group: UpstreamGroup) -> None:
+    def __init__(self, group: UpstreamGroup, tcp: bool = False) -> None:
         self.group = group
+        self.tcp = tcp  # tcp mode: the active checks are TCP connects
         self.addresses: Addresses = {}
         self.balancer = Balancer([])
         self.health_task: asyncio.Future[None] | None = None
@@ -73,7 +77,7 @@ class GroupState:
     def start_health_checks(self) -> None:
         self.stop_health_checks()
         group = self.group
-        if group.health_path:
+        if group.health_path or (self.tcp and group.health_interval > 0):
             checker = HealthChecker(
                 lambda: self.balancer.peers,
                 group.health_path,
@@ -81,6 +85,7 @@ class GroupState:
                 group.health_timeout,
                 group.health_rise,
                 group.health_fall,
+                check=connect_probe if self.tcp else probe,
             )
             self.health_task = asyncio.ensure_future(checker.run())
         else:
@@ -120,8 +125,15 @@ class Ambassador:
         self.layout = config.layout()
         self.groups: dict[str, GroupState] = {}
         self.routes: tuple[tuple[Route, GroupState], ...] = ()
-        self.default = GroupState(self.layout.default)
+        self.tcp = config.mode == "tcp"
+        self.default = GroupState(self.layout.default, self.tcp)
         self.proxy = ProxyServer(self.settings, self.pick)
+        # tcp mode: the tunnel, counting into the proxy's stats (bytes, connections)
+        self.tunnel = TcpTunnel(
+            BalancedTcp(lambda: (self.default.group, self.default.balancer)).upstreams(),
+            self.proxy.stats,
+        )
+        self.server: asyncio.AbstractServer | None = None
         self.tasks: list[asyncio.Future[None]] = []
         self._lock = asyncio.Lock()
 
@@ -158,7 +170,7 @@ class Ambassador:
         for name, group in layout.groups.items():
             state = self.groups.get(name) or (self.default if name == "default" else None)
             if state is None:
-                state = GroupState(group)
+                state = GroupState(group, self.tcp)
             await self.apply_group(state, group)
             states[name] = state
         for name, gone in self.groups.items():
@@ -271,7 +283,14 @@ class Ambassador:
             self.tasks.append(asyncio.ensure_future(self.watch_config()))
         if self.config.resolve_interval:
             self.tasks.append(asyncio.ensure_future(self.resolve_forever()))
-        await self.proxy.listen(*self.config.listen, reuse_port=reuse_port)
+        if self.tcp:
+            host, port = self.config.listen
+            loop = asyncio.get_running_loop()
+            self.server = await loop.create_server(
+                self.tunnel.connection, host, port, reuse_port=reuse_port or None, backlog=4096
+            )
+        else:
+            await self.proxy.listen(*self.config.listen, reuse_port=reuse_port)
 
     def reload(self) -> None:
         """SIGHUP: read the configuration again."""
@@ -289,7 +308,11 @@ class Ambassador:
             task.cancel()
         for state in self.groups.values():
             state.stop_health_checks()
-        await self.proxy.drain(self.config.drain_timeout)
+        if self.server is not None:  # tcp mode: stop accepting, let connections end
+            self.server.close()
+            await self.tunnel.drain(self.config.drain_timeout)
+        else:
+            await self.proxy.drain(self.config.drain_timeout)
         for state in self.groups.values():
             for peer in state.balancer.peers:
                 peer.upstream.close()
@@ -322,6 +345,9 @@ def peer_view(group: str, p: Peer, now: float) -> dict[str, object]:
         "responses": {str(k): v for k, v in p.responses.items()},
         "failures": p.failures,
         "latency": {"counts": p.latency.counts, "total": p.latency.total},
+        "connections": p.connections,
+        "sent_bytes": p.sent_bytes,
+        "received_bytes": p.received_bytes,
     }
 
 
@@ -356,7 +382,8 @@ def merge_views(per_worker: list[Views]) -> Views:
             into["weight_share"] = min(into["weight_share"], view["weight_share"])
             into["ejected"] = into["ejected"] or view["ejected"]
             into["ejections"] += view["ejections"]
-            into["active_requests"] += view["active_requests"]
+            for name in ("active_requests", "connections", "sent_bytes", "received_bytes"):
+                into[name] += view[name]
             for table in ("responses", "failures"):
                 for k, n in view[table].items():
                     into[table][k] = into[table].get(k, 0) + n
@@ -421,8 +448,9 @@ class AmbassadorApp:
 
     def describe(self) -> str:
         config = self.config
-        return "listening on {}:{} → {}; admin on {}:{}".format(
+        return "listening on {}:{}{} → {}; admin on {}:{}".format(
             *config.listen,
+            " (tcp)" if config.mode == "tcp" else "",
             ", ".join(
                 server.url for group in config.layout().groups.values() for server in group.servers
             )

@@ -305,6 +305,8 @@ def our_proxy(
         argv += ["--upstream", f"http://127.0.0.1:{upstreams[0]} weight=3"]
         argv += ["--upstream", f"http://127.0.0.1:{upstreams[1]}"]
     argv += ["--admin-listen", f"127.0.0.1:{free_port()}"]
+    # The peers run with `access_log off`; ours logs access by default, as nginx does.
+    argv += ["--access-log", "false"]
     # The installed package, never the source tree it is started from.
     env = {"PYTHONSAFEPATH": "1", "PYTHONUNBUFFERED": "1"}
     return Proc(name, argv, tmp / f"{name}.log", env=env)

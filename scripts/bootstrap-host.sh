@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install and start what the demo and the tests need on a Debian 12 host: Docker engine,
 # the Compose v2 plugin, podman (with kubectl, for the k8s/ tier), and the peers the tests compare against (redis-server,
-# redis_exporter, promtool, nginx, haproxy, wrk, chromium). Idempotent: a second run only checks.
+# redis_exporter, promtool, nginx with its stream module, haproxy, wrk, chromium). Idempotent: a second run only checks.
 set -euo pipefail
 
 need_root() {
@@ -37,6 +37,8 @@ missing=()
 for cmd in "${!PKG_FOR[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || [ -x "/usr/bin/$cmd" ] || missing+=("${PKG_FOR[$cmd]}")
 done
+# nginx's stream module (the ambassador's tcp mode is compared with it): no command either.
+[ -f /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 # rsyslog's TLS driver (logagent's syslog-over-TLS tests): a plugin, no command of its own.
 compgen -G '/usr/lib/*/rsyslog/lmnsd_gtls.so' >/dev/null || missing+=(rsyslog-gnutls)
 # Debian's own python3 with venv: the images' interpreter, used for benchmarks.

@@ -199,6 +199,13 @@ class SidecarConfig(ProxyOptions):
         parse=int,
         help="Strict-Transport-Security max-age in seconds (0: off)",
     )
+    send_proxy_v2: bool = option(
+        False,
+        env="SIDECAR_SEND_PROXY_V2",
+        parse=parse_bool,
+        help="with --mode tcp: start each upstream connection with a PROXY protocol v2 header "
+        "(the client's address; TLS version, cipher and client CN), as HAProxy's send-proxy-v2",
+    )
     cert_check_interval: float = option(
         2.0,
         env="SIDECAR_CERT_CHECK_INTERVAL",
@@ -212,6 +219,11 @@ class SidecarConfig(ProxyOptions):
             raise OptionError(
                 f"TLS needs {describe(SidecarConfig, 'cert_file')} and "
                 f"{describe(SidecarConfig, 'key_file')} (or --plain for plain HTTP)"
+            )
+        if self.send_proxy_v2 and self.mode != "tcp":
+            raise OptionError(
+                f"{describe(SidecarConfig, 'send_proxy_v2')} needs --mode tcp (an HTTP "
+                "upstream gets X-Forwarded-For)"
             )
         allows = ("allow_cn", "allow_ou", "allow_dns", "allow_uri")
         given = [name for name in allows if getattr(self, name)]

@@ -7,20 +7,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from functools import partial
 
 from podkit.admin_http import AdminServer, admin_routes
 from podkit.health import Health
 from podkit.proxy import ProxyServer, ProxySettings, Upstream
+from podkit.proxy.proxy_header import ProxyHeaderReader
 from podkit.proxy.stats import ProxyStats
-from podkit.proxy.tunnel import TcpTunnel
+from podkit.proxy.tunnel import TcpTunnel, TunnelEnd
 from podkit.runner import Closer, Report, Reports
 from sidecar.admission import Gate, Refusals
 from sidecar.config import SidecarConfig
 from sidecar.first_bytes import FirstBytes
 from sidecar.identity import AllowList, Identities, identity_header_names
 from sidecar.metrics import registry_for
+from sidecar.proxy_send import preamble
 from sidecar.redirect import redirect_handler
 from sidecar.tls import CertStore, Settings, count_handshake_failures
 
@@ -95,25 +98,25 @@ class Listener:
             lambda _head, attempt: self.upstream if attempt == 0 else None,
             client_identity=self.identities.lines if config.client_ca_file else None,
         )
-        self.tunnel = TcpTunnel(self.upstream, self.proxy.stats)
+        self.tunnel = TcpTunnel(
+            self.upstream, self.proxy.stats, preamble if config.send_proxy_v2 else None
+        )
+        self.context: ssl.SSLContext | None = None
         self.server: asyncio.AbstractServer | None = None
         self.watcher: asyncio.Future[None] | None = None
 
-    async def start(self, reuse_port: bool) -> None:
+    def protocol(self, source: str = "", port: int = 0) -> asyncio.BaseProtocol:
+        """A client connection's protocols, outermost first: TLS from its first bytes, the
+        allow-list gate, then the engine or the tcp tunnel. `source`, `port`: the client's
+        address from a PROXY protocol header ("" without one)."""
         config = self.config
-        host, port = config.listen
-        context = None
-        if self.certs is not None:
-            context = self.certs.front_context()
-            count_handshake_failures(context, self.proxy.stats.handshake_failures)
-        loop = asyncio.get_running_loop()
-        factory: Callable[[], asyncio.BaseProtocol] = (
-            self.tunnel.connection if config.mode == "tcp" else self.proxy.connection
-        )
+        app: Callable[[], asyncio.BaseProtocol] = partial(self.proxy.connection, source)
+        if config.mode == "tcp":
+            app = partial(self.tunnel_end, (source, port) if source else None)
         if not self.identities.allow.empty:
-            factory = partial(
+            app = partial(
                 Gate,
-                factory,
+                app,
                 self.identities,
                 self.refusals,
                 http=config.mode == "http",
@@ -123,14 +126,36 @@ class Listener:
         # TLS starts on the first bytes, so that plain HTTP can get a 400 instead (not in
         # tcp mode) and every handshake's end is seen. It is bounded by the header timeout,
         # as nginx bounds it by client_header_timeout.
-        if context is not None:
+        if self.context is None:
+            return app()
+        return FirstBytes(
+            app,
+            self.context,
+            config.header_timeout,
+            self.proxy.stats.handshake_failures,
+            answer_plain_http=config.mode == "http",
+        )
+
+    def tunnel_end(self, source: tuple[str, int] | None) -> TunnelEnd:
+        end = self.tunnel.connection()
+        end.state = source  # for --send-proxy-v2 (proxy_send.preamble)
+        return end
+
+    async def start(self, reuse_port: bool) -> None:
+        config = self.config
+        host, port = config.listen
+        if self.certs is not None:
+            self.context = self.certs.front_context()
+            count_handshake_failures(self.context, self.proxy.stats.handshake_failures)
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], asyncio.BaseProtocol] = self.protocol
+        if config.proxy_protocol_from:  # the PROXY header comes before TLS
             factory = partial(
-                FirstBytes,
-                factory,
-                context,
+                ProxyHeaderReader,
+                self.protocol,
+                config.proxy_protocol_from,
                 config.header_timeout,
-                self.proxy.stats.handshake_failures,
-                answer_plain_http=config.mode == "http",
+                self.proxy.stats,
             )
         self.server = await loop.create_server(
             factory, host, port, reuse_port=reuse_port or None, backlog=4096

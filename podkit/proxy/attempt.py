@@ -31,6 +31,10 @@ CONDITION = {
 }
 
 
+def canned_body_size(canned: bytes) -> int:
+    return len(canned) - canned.find(b"\r\n\r\n") - 4
+
+
 def replayable(settings: ProxySettings, method: bytes) -> bool:
     """Whether a request that was sent may be sent again (nginx: non_idempotent)."""
     return settings.retry_non_idempotent or method in IDEMPOTENT
@@ -81,6 +85,7 @@ class Attempt(ResponseSink):
 
     __slots__ = (
         "attempt",
+        "body_sent",
         "body_size",
         "canned",
         "canned_status",
@@ -131,6 +136,7 @@ class Attempt(ResponseSink):
         self.canned_status = 0
         # -- the answer ------------------------------------------------------------------------
         self.status = 0
+        self.body_sent = 0  # response body bytes to the client (nginx's $body_bytes_sent)
         self.response_started = False
         self.close_delimited = False
         self.finished = False
@@ -166,6 +172,7 @@ class Attempt(ResponseSink):
         if self.canned is not None:
             self.client.buffer(self.canned)
             self.status = self.canned_status
+            self.body_sent = canned_body_size(self.canned)
             self.keep_alive = False
             self._finish()
             return
@@ -332,6 +339,7 @@ class Attempt(ResponseSink):
             self._finish(record=False)
             return
         self.status = status
+        self.body_sent = canned_body_size(canned)
         self.keep_alive = False
         self.client.buffer(canned)
         self.client.flush()

@@ -5,19 +5,16 @@ exchange reaches back through its connection to the server."""
 from __future__ import annotations
 
 import asyncio
-import json
-import logging
-import time
+import os
 from collections.abc import Callable
 from typing import final
 
+from podkit.proxy.access import AccessLog
 from podkit.proxy.head import RequestHead
 from podkit.proxy.headers import H, classifier
 from podkit.proxy.settings import ProxySettings
 from podkit.proxy.stats import ProxyStats
 from podkit.proxy.upstream import Upstream
-
-access = logging.getLogger("access")
 
 IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"})
 
@@ -38,26 +35,20 @@ class Context:
         self.pick = pick
         self.client_identity = client_identity
         self.stats = ProxyStats()
-        self.request_table: dict[bytes, H | None] = classifier(settings.identity_headers)
+        self.request_table: dict[bytes, H | None] = classifier(
+            settings.identity_headers, request_id=settings.access_log
+        )
         self.response_table: dict[bytes, H | None] = classifier(())
         self.draining = False  # set on shutdown: answered connections are closed, not kept
+        self.access = AccessLog(settings.access_log_format) if settings.access_log else None
+        # Request ids as nginx's $request_id (32 hex digits): random per process, then a
+        # count, so that making one costs no system call.
+        self._id_prefix = os.urandom(8).hex().encode()
+        self._ids = 0
 
     def retry_allowed(self, method: bytes) -> bool:
         return self.settings.retry_non_idempotent or method in IDEMPOTENT
 
-    def log_access(
-        self, head: RequestHead, status: int, upstream: Upstream | None, seconds: float
-    ) -> None:
-        access.info(
-            json.dumps(
-                {
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "client": head.peer,
-                    "method": head.method.decode("latin-1"),
-                    "target": head.url.decode("latin-1"),
-                    "status": status,
-                    "upstream": upstream.url if upstream else None,
-                    "duration_ms": round(seconds * 1000, 3),
-                }
-            )
-        )
+    def next_request_id(self) -> bytes:
+        self._ids += 1
+        return b"%s%016x" % (self._id_prefix, self._ids)

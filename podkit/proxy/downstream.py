@@ -36,11 +36,21 @@ class ClientConnection(RequestIntake):
     """The asyncio protocol of one client connection."""
 
     # Slots: a thousand idle connections should cost little more than their sockets.
-    __slots__ = ("closed", "closing", "deadline", "deadline_kind", "listener", "tunnelled", "wbuf")
+    __slots__ = (
+        "closed",
+        "closing",
+        "deadline",
+        "deadline_kind",
+        "listener",
+        "source",
+        "tunnelled",
+        "wbuf",
+    )
 
-    def __init__(self, ctx: Context, listener: Listener) -> None:
+    def __init__(self, ctx: Context, listener: Listener, source: str = "") -> None:
         super().__init__(ctx)
         self.listener = listener
+        self.source = source  # the client's address from a PROXY protocol header, if any
         self.wbuf: list[bytes] = []
         self.closing = False  # close once the current response is written
         self.closed = False
@@ -54,8 +64,11 @@ class ClientConnection(RequestIntake):
         self.transport = cast(asyncio.Transport, transport)
         self.transport.set_write_buffer_limits(high=self.settings.write_buffer_high)
         self.flow.transport = self.transport
-        peer = self.transport.get_extra_info("peername")
-        self.peer = peer[0] if isinstance(peer, tuple) else ""
+        if self.source:
+            self.peer = self.source
+        else:
+            peer = self.transport.get_extra_info("peername")
+            self.peer = peer[0] if isinstance(peer, tuple) else ""
         self.trusted = self.settings.trusts(self.peer)
         identity_of = self.ctx.client_identity
         if identity_of is not None:

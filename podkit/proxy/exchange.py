@@ -87,6 +87,7 @@ class Exchange(Attempt):
             self._tunnel()
 
     def response_body(self, data: bytes) -> None:
+        self.body_sent += len(data)
         if self.chunked_out:
             self.client.buffer(b"%x\r\n" % len(data))
             self.client.buffer(data)
@@ -152,8 +153,17 @@ class Exchange(Attempt):
         ctx = self.ctx
         seconds = time.monotonic() - self.head.started
         ctx.stats.request(self.head.method, self.status, seconds)
-        if ctx.settings.access_log:
-            ctx.log_access(self.head, self.status, self.upstream, seconds)
+        access = ctx.access
+        if access is not None:
+            upstream = self.upstream
+            access.record(
+                self.head,
+                self.status,
+                self.body_sent,
+                seconds,
+                upstream.addr if upstream is not None else "",
+                self.status if self.response_started else 0,
+            )
 
     def _finish(self, record: bool = True) -> None:
         if self.finished:

@@ -28,9 +28,21 @@ Headers = list[tuple[bytes, bytes]]
 class Forwarding:
     """One request's hop-by-hop and forwarding headers, as the client sent them."""
 
-    __slots__ = ("connection", "fwd", "te", "upgrade_header", "xff", "xfh", "xfp")
+    __slots__ = (
+        "connection",
+        "fwd",
+        "lookalike",
+        "request_id",
+        "te",
+        "underscores",
+        "upgrade_header",
+        "xff",
+        "xfh",
+        "xfp",
+    )
 
-    def __init__(self) -> None:
+    def __init__(self, underscores: bool = False) -> None:
+        self.underscores = underscores  # pass names with "_" on (else dropped, as nginx)
         self.connection: list[bytes] = []
         self.xff: list[bytes] = []
         self.xfp: bytes | None = None
@@ -38,6 +50,8 @@ class Forwarding:
         self.fwd: list[bytes] = []
         self.te: list[bytes] = []
         self.upgrade_header = False
+        self.lookalike = b""  # a framing look-alike's name: the request is refused
+        self.request_id: bytes | None = None
 
     def reset(self) -> None:
         self.connection = []
@@ -46,6 +60,8 @@ class Forwarding:
         self.fwd = []
         self.te = []
         self.upgrade_header = False
+        self.lookalike = b""
+        self.request_id = None
 
     def add(
         self, table: dict[bytes, H | None], head: RequestHead, name: bytes, value: bytes
@@ -65,6 +81,8 @@ class Forwarding:
             head.headers.append((name, value))
         elif kind is H.EXPECT:
             head.headers.append((name, value))
+        elif kind is H.LOOKALIKE:
+            self.lookalike = self.lookalike or name
         elif kind is not H.HOP and kind is not H.STRIP and not self.take(kind, value):
             head.headers.append((name, value))
         # H.HOP and H.STRIP: dropped
@@ -86,6 +104,10 @@ class Forwarding:
         elif kind is H.UPGRADE:
             self.upgrade_header = True
             return False  # dropped in `headers_to_pass` unless an upgrade
+        elif kind is H.UNDERSCORE:
+            return not self.underscores
+        elif kind is H.REQUEST_ID:
+            self.request_id = value
         else:
             return False
         return True
@@ -150,6 +172,8 @@ class Forwarding:
             parts.append(b"Via: " + settings.via + b"\r\n")
         if identity:
             parts.append(identity)
+        if head.request_id:
+            parts.append(b"X-Request-Id: " + head.request_id + b"\r\n")
         if head.upgrade:
             parts.append(b"Connection: upgrade\r\n")
         elif head.chunked:
@@ -185,6 +209,8 @@ def pass_response_headers(
             parts.append(b"%s: %s\r\n" % (name, value))
         elif kind is H.UPGRADE and upgrade:
             parts.append(b"%s: %s\r\n" % (name, value))
-        elif kind in (H.HOST, H.XFF, H.XFP, H.XFH, H.FORWARDED, H.EXPECT, H.STRIP):
-            parts.append(b"%s: %s\r\n" % (name, value))  # ordinary in a response
+        elif kind not in (H.HOP, H.CONNECTION, H.UPGRADE):
+            # ordinary in a response: Host, X-Forwarded-*, the identity names, X-Request-Id,
+            # names with "_" or that read as framing ones (the framing is the upstream's own)
+            parts.append(b"%s: %s\r\n" % (name, value))
     return seen

@@ -21,6 +21,7 @@ class RequestHead:
         "method",
         "peer",
         "pick_state",
+        "request_id",
         "started",
         "upgrade",
         "url",
@@ -40,6 +41,7 @@ class RequestHead:
         self.http11 = True
         self.started = 0.0  # monotonic time its answer started to be sought
         self.pick_state: object = None  # the picker's own per-request notes (peers tried)
+        self.request_id = b""  # X-Request-Id as it goes upstream (the access log on)
 
     def header(self, lower_name: bytes) -> bytes | None:
         """The first value of a header, by its lower-case name."""

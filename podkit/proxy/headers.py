@@ -1,7 +1,8 @@
 """Request and response heads as the proxy forwards them (RFC 9110 §7.6.1 hop-by-hop).
 
 Header names are classified through a dict keyed by the raw bytes (common spellings are
-entered as they come); `.lower()` is only paid for unusual casings.
+entered as they come); `.lower()` is only paid for unusual casings, and the checks of an
+unknown name (underscores, framing look-alikes) once per name, when it is first seen.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class H(IntEnum):
     EXPECT = 11
     STRIP = 12  # dropped: only the proxy may set it (client certificate identity)
     HSTS = 13
+    UNDERSCORE = 14  # a name with "_": dropped unless passed (nginx: underscores_in_headers)
+    LOOKALIKE = 15  # reads as Content-Length or Transfer-Encoding, but is not: refused
+    REQUEST_ID = 16  # X-Request-Id, with the access log on: kept from a trusted peer only
 
 
 _BASE = {
@@ -52,12 +56,33 @@ def _spellings(name: bytes) -> set[bytes]:
     return {name, title, name.upper(), title.replace(b"-For", b"-FOR")}
 
 
-def classifier(strip: tuple[bytes, ...]) -> dict[bytes, H | None]:
-    """name (any common spelling) → kind; `strip`: the client identity headers' names."""
+def classifier(strip: tuple[bytes, ...], request_id: bool = False) -> dict[bytes, H | None]:
+    """name (any common spelling) → kind; `strip`: the client identity headers' names;
+    `request_id`: X-Request-Id is the proxy's (the access log is on)."""
     table = dict(_BASE)
     for name in strip:
         table[name.lower()] = H.STRIP
+    if request_id:
+        table[b"x-request-id"] = H.REQUEST_ID
     return {spelling: kind for name, kind in table.items() for spelling in _spellings(name)}
+
+
+# What a framing header's name reads as once "-" and "_" are gone and case is ignored:
+# Transfer_Encoding, Transfer---Encoding, ContentLength (http-desync-guardian's "Ambiguous,
+# SuspiciousHeader"). A server that folds "_" into "-" (CGI, WSGI) would frame by them.
+_FRAMING = frozenset({b"contentlength", b"transferencoding"})
+
+
+def unusual(table: dict[bytes, H | None], lower: bytes) -> H | None:
+    """The kind of a lower-case name that is not in the table: a framing look-alike, a
+    name with underscores (STRIP when it would fold into one of the proxy's own headers,
+    X_Forwarded_For or X_Client_Cert_Subject, so that no option can pass it), or None."""
+    if lower.translate(None, b"-_") in _FRAMING:
+        return H.LOOKALIKE
+    if b"_" not in lower:
+        return None
+    alias = table.get(lower.replace(b"_", b"-"))
+    return H.UNDERSCORE if alias is None else H.STRIP
 
 
 class Miss:
@@ -71,7 +96,10 @@ CACHE_LIMIT = 4096  # header names remembered as they were spelled; beyond, .low
 def classify(table: dict[bytes, H | None], name: bytes) -> H | None:
     kind = table.get(name, MISS)
     if isinstance(kind, Miss):
-        kind = table.get(name.lower())
+        lower = name.lower()
+        kind = table.get(lower, MISS)
+        if isinstance(kind, Miss):
+            kind = unusual(table, lower)
         if len(table) < CACHE_LIMIT:
             table[name] = kind  # unknown names too: the next time is one lookup
     return kind

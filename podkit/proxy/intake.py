@@ -72,7 +72,7 @@ class RequestIntake(ClientSide):
         self.head_size = 0
         self.error: tuple[bytes, int, str] | None = None  # a refusal still to be sent
         self.refused = False  # a request was refused: read nothing more
-        self.forwarding = Forwarding()
+        self.forwarding = Forwarding(self.settings.underscores_in_headers)
         self._valid_host: bytes | None = None
 
     # -- called back: the connection's parts ---------------------------------------------------
@@ -150,11 +150,21 @@ class RequestIntake(ClientSide):
         refused = refusal(head, version, te, host_ok, self.head_size, settings)
         if refused is not None:
             self._refuse(*refused)
+        elif self.forwarding.lookalike:
+            log.warning(
+                "%s: refused a header named %r, which reads as a framing header",
+                self.peer,
+                self.forwarding.lookalike.decode("latin-1"),
+            )
+            self._refuse(responses.BAD_REQUEST, 400, "framing_lookalike")
         if self.error is not None:
             self.forwarding.reset()
             return
         self._valid_host = host  # the next request here likely repeats it
         forwarding = self.forwarding
+        if settings.access_log:
+            given = forwarding.request_id
+            head.request_id = given if given and self.trusted else self.ctx.next_request_id()
         headers = forwarding.headers_to_pass(head, self.ctx.request_table, parser.should_upgrade())
         assert self.transport is not None
         sockname = self.transport.get_extra_info("sockname") if head.host is None else None

@@ -115,8 +115,27 @@ class ProxyOptions:
         parse=parse_duration,
         help="after SIGTERM, how long in-flight requests may finish",
     )
+    underscores_in_headers: bool = option(
+        False,
+        env="*_UNDERSCORES_IN_HEADERS",
+        parse=parse_bool,
+        help="pass request header names with underscores on (else dropped, as nginx's "
+        "underscores_in_headers off); framing look-alikes are refused either way",
+    )
+    proxy_protocol_from: tuple[Network, ...] = option(
+        (),
+        env="*_PROXY_PROTOCOL_FROM",
+        parse=parse_networks,
+        metavar="CIDR,...",
+        help="peers that must start each connection with a PROXY protocol header (v1 or v2), "
+        "whose address is then the client's; from any other peer one is refused",
+    )
     access_log: bool = option(
-        False, env="*_ACCESS_LOG", parse=parse_bool, help="log every request as a JSON line"
+        DEFAULTS.access_log,
+        env="*_ACCESS_LOG",
+        parse=parse_bool,
+        help="one line per request on stdout: nginx's combined format plus rt= ua= us= rid= "
+        "(or JSON fields with --log-format json)",
     )
     log_level: str = option(
         "info", env="*_LOG_LEVEL", parse=logs.parse_level, help="debug, info, warning or error"
@@ -154,5 +173,8 @@ class ProxyOptions:
             identity_headers=identity_headers,
             hsts=hsts,
             retry_non_idempotent=retry_non_idempotent,
+            underscores_in_headers=self.underscores_in_headers,
+            proxy_protocol_from=self.proxy_protocol_from,
             access_log=self.access_log,
+            access_log_format=self.log_format,
         )

@@ -9,6 +9,7 @@ from time import monotonic
 
 from podkit.proxy.context import Context, IdentityOf, Pick
 from podkit.proxy.downstream import ClientConnection, Listener
+from podkit.proxy.proxy_header import ProxyHeaderReader
 from podkit.proxy.settings import ProxySettings
 from podkit.proxy.stats import ProxyStats
 
@@ -50,15 +51,27 @@ class ProxyServer(Listener):
             self._empty.set()
 
     # -- lifecycle
-    def connection(self) -> ClientConnection:
-        """The protocol factory for a listening socket (plain or TLS, made by the caller)."""
-        return ClientConnection(self.ctx, self)
+    def connection(self, source: str = "", port: int = 0) -> ClientConnection:
+        """The protocol factory for a listening socket (plain or TLS, made by the caller);
+        `source`: the client's address from a PROXY protocol header (its port unused)."""
+        return ClientConnection(self.ctx, self, source)
+
+    def proxy_header_reader(self) -> ProxyHeaderReader:
+        """The protocol factory for a plain listening socket with --proxy-protocol-from."""
+        settings = self.ctx.settings
+        return ProxyHeaderReader(
+            self.connection, settings.proxy_protocol_from, settings.header_timeout, self.stats
+        )
 
     async def listen(self, host: str, port: int, *, reuse_port: bool = False) -> None:
-        """Listen on host:port with plain HTTP."""
+        """Listen on host:port with plain HTTP (after a PROXY header from the peers that
+        must send one)."""
         loop = asyncio.get_running_loop()
+        factory = (
+            self.proxy_header_reader if self.ctx.settings.proxy_protocol_from else self.connection
+        )
         server = await loop.create_server(
-            self.connection, host, port, reuse_port=reuse_port or None, backlog=4096
+            factory, host, port, reuse_port=reuse_port or None, backlog=4096
         )
         self.serving(server)
 
@@ -104,3 +117,5 @@ class ProxyServer(Listener):
             await server.wait_closed()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self.ctx.access is not None:
+            self.ctx.access.flush()

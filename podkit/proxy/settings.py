@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from typing import Literal
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -47,19 +48,30 @@ class ProxySettings:
     # Request headers only the proxy may set (a verified client certificate's identity):
     # every copy a client sends is dropped, lower-case names
     identity_headers: tuple[bytes, ...] = ()
-    # Operation
-    access_log: bool = False
+    # Header names with "_" are passed on (nginx: underscores_in_headers on); else dropped
+    underscores_in_headers: bool = False
+    # Client connections from these peers start with a PROXY protocol header (v1 or v2),
+    # whose source address is then the client's; from any other peer one is refused
+    proxy_protocol_from: tuple[Network, ...] = ()
+    # Operation: one access log record per request, on stdout (as nginx's image does)
+    access_log: bool = True
+    access_log_format: Literal["text", "json"] = "text"
     pool_size: int = 64  # idle upstream connections kept per upstream
     write_buffer_high: int = 256 * 1024  # back-pressure: pause the other side above this
 
     def trusts(self, ip: str) -> bool:
-        if not self.trusted_proxies or not ip:
-            return False
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(address in net for net in self.trusted_proxies)
+        return within(ip, self.trusted_proxies)
+
+
+def within(ip: str, networks: tuple[Network, ...]) -> bool:
+    """Whether the address `ip` is in one of `networks`."""
+    if not networks or not ip:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in net for net in networks)
 
 
 DEFAULTS = ProxySettings()

@@ -158,6 +158,8 @@ class ProxyStats:
             "body_timeout",
             "header_too_large",
             "body_too_large",
+            "framing_lookalike",
+            "proxy_protocol",
         ):
             rejected.add_metric([reason], self.rejected.get(reason, 0))
         yield rejected

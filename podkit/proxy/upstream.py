@@ -52,6 +52,8 @@ class Upstream(Pool):
     def __init__(self, url: str, settings: ProxySettings, dialer: Dial = dial) -> None:
         self.url = url
         self.host, self.port, self.path = parse_upstream_url(url)
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self.addr = f"unix:{self.path}" if self.path else f"{host}:{self.port}"  # as nginx logs it
         self.settings = settings
         self.dialer = dialer  # how connections are opened (tests answer by hand)
         self.idle: list[UpstreamConnection] = []

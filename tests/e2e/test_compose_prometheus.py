@@ -39,12 +39,17 @@ PORTS = [
     "SITE_HOST_PORT",
     "GITSYNC_PULL_ADMIN_HOST_PORT",
     "LOGAGENT_ADMIN_HOST_PORT",
+    "CLIENT_AMBASSADOR_ADMIN_HOST_PORT",
+    "REDIS_AMBASSADOR_HOST_PORT",
+    "REDIS_AMBASSADOR_ADMIN_HOST_PORT",
 ]
 # Every service with a /metrics, at its pod's address: (job, instance).
 EXPECTED_TARGETS = {
     ("redis", "redis:9121"),  # the adapter, in Redis' pod
     ("sidecar", "web:9000"),
     ("ambassador", "ambassador:9000"),
+    ("ambassador", "client:9000"),  # the in-pod ambassador, in the client's pod
+    ("ambassador", "redis-ambassador:9000"),  # tcp mode
     ("gitsync", "notes:2020"),  # push
     ("gitsync", "site:2020"),  # pull
     ("logagent", "counter:9880"),
@@ -112,14 +117,14 @@ def test_every_service_is_scraped_up(stack: Stack) -> None:
     except AssertionError:
         pytest.fail(f"targets not all up: {last}", pytrace=False)
     # And each one's own metrics reached Prometheus: one family per service.
-    for family, job in [
-        ("redis_up", "redis"),
-        ("sidecar_build_info", "sidecar"),
-        ("ambassador_build_info", "ambassador"),
-        ("logagent_build_info", "logagent"),
+    for family, jobs in [
+        ("redis_up", ["redis"]),
+        ("sidecar_build_info", ["sidecar"]),
+        ("ambassador_build_info", ["ambassador"] * 3),
+        ("logagent_build_info", ["logagent"]),
     ]:
         result = stack.api(f"/api/v1/query?query={family}")["result"]
-        assert [r["metric"]["job"] for r in result] == [job], family
+        assert [r["metric"]["job"] for r in result] == jobs, family
 
 
 def test_the_rules_are_loaded_and_evaluate(stack: Stack) -> None:

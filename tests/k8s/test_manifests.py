@@ -34,8 +34,12 @@ KUSTOMIZATIONS = [
     "k8s/adapter",
     "k8s/gitsync",
     "k8s/logagent",
+    "k8s/ambassador-inpod",
+    "k8s/ambassador-tcp",
     *OVERLAYS,
 ]
+# The folders k8s/ adds to the base (k8s/kustomization.yaml).
+ADDED = ["k8s/gitsync", "k8s/logagent", "k8s/ambassador-inpod", "k8s/ambassador-tcp"]
 DEPLOYABLE = ["k8s", *OVERLAYS]  # what `kubectl apply -k` is meant for
 VERSIONS = ["1.29.0", kubernetes_validate.latest_version()]
 # Custom resources: kubernetes-validate knows only Kubernetes' own kinds.
@@ -75,6 +79,8 @@ METRICS_SERVICES = {
     "notes-metrics": ("notes", "gitsync"),
     "site-metrics": ("site", "gitsync"),
     "counter-metrics": ("counter", "logagent"),
+    "client-metrics": ("client", "ambassador"),  # the in-pod ambassador
+    "redis-ambassador-metrics": ("redis-ambassador", "ambassador"),  # tcp mode
 }
 
 
@@ -139,8 +145,7 @@ def test_k8s_is_the_base_and_the_two_sidecars_folders() -> None:
     whole = by_key(render("k8s"))
     base = by_key(render("k8s/base"))
     assert {key: whole[key] for key in base} == base
-    added = {f"{d['kind']}/{d['metadata']['name']}" for d in render("k8s/gitsync")}
-    added |= {f"{d['kind']}/{d['metadata']['name']}" for d in render("k8s/logagent")}
+    added = {f"{d['kind']}/{d['metadata']['name']}" for path in ADDED for d in render(path)}
     assert whole.keys() == base.keys() | added
 
 
@@ -149,11 +154,18 @@ def test_the_whole_set_in_its_namespace() -> None:
     kinds = sorted(f"{d['kind']}/{d['metadata']['name']}" for d in docs)
     assert kinds == [
         "ConfigMap/ambassador",
+        "ConfigMap/client-ambassador",
         "Deployment/ambassador",
+        "Deployment/backend-v1",
+        "Deployment/backend-v2",
+        "Deployment/client",
         "Deployment/counter",
         "Deployment/gitserver",
         "Deployment/notes",
         "Deployment/redis",
+        "Deployment/redis-a",
+        "Deployment/redis-ambassador",
+        "Deployment/redis-b",
         "Deployment/rsyslog",
         "Deployment/server1",
         "Deployment/server2",
@@ -162,9 +174,16 @@ def test_the_whole_set_in_its_namespace() -> None:
         "Namespace/pod-patterns",
         "Service/ambassador",
         "Service/ambassador-metrics",
+        "Service/backend-v1",
+        "Service/backend-v2",
+        "Service/client-metrics",
         "Service/counter-metrics",
         "Service/gitserver",
         "Service/notes-metrics",
+        "Service/redis-a",
+        "Service/redis-ambassador",
+        "Service/redis-ambassador-metrics",
+        "Service/redis-b",
         "Service/redis-metrics",
         "Service/rsyslog",
         "Service/server1",
@@ -216,8 +235,14 @@ def test_the_release_is_set_once_and_agrees_with_pyproject() -> None:
     assert {n: t for n, t in tags.items() if n.startswith("pod-patterns/")} == {
         f"pod-patterns/{name}": VERSION
         for name in (
-            "sidecar", "ambassador", "adapter", "echoserver", "gitsync", "logagent",
-            "gitserver", "rsyslog",
+            "sidecar",
+            "ambassador",
+            "adapter",
+            "echoserver",
+            "gitsync",
+            "logagent",
+            "gitserver",
+            "rsyslog",
         )
     }
     [labels] = [entry["pairs"] for entry in release["labels"]]
@@ -299,6 +324,55 @@ def test_the_pods_wire_up_like_the_patterns() -> None:
     assert metrics["prometheus.io/scrape"] == "true" and metrics["prometheus.io/port"] == "9121"
 
 
+def test_the_in_pod_ambassador_is_the_clients_way_out() -> None:
+    """Burns' drawing: the client's pod holds its main container and the ambassador; the main
+    container knows only localhost, where the ambassador listens (loopback only), and the
+    experiment's groups and routes are the compose demo's."""
+    all_docs = render("k8s")
+    docs = by_key(all_docs)
+    pod = docs["Deployment/client"]["spec"]["template"]["spec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert set(containers) == {"client", "ambassador"}
+    client = {e["name"]: e.get("value") for e in containers["client"]["env"]}
+    ambassador = {e["name"]: e.get("value") for e in containers["ambassador"]["env"]}
+    assert client["BACKEND_URL"] == "http://localhost:8080/"
+    assert ambassador["AMBASSADOR_LISTEN"] == "127.0.0.1:8080"
+    assert [p["name"] for p in containers["ambassador"]["ports"]] == ["admin"]
+    config = yaml.safe_load(docs["ConfigMap/client-ambassador"]["data"]["ambassador.yaml"])
+    compose = yaml.safe_load((ROOT / "compose" / "client-ambassador.yaml").read_text())
+    assert config == compose
+    assert config["upstreams"] == [
+        "http://backend-v1:8080 weight=9",
+        "http://backend-v2:8080 weight=1",
+    ]
+    # The upstreams are Services of the set, on the port their pods serve.
+    for name in ("backend-v1", "backend-v2"):
+        service = docs[f"Service/{name}"]
+        assert service["spec"]["ports"][0]["port"] == 8080
+        assert selected({"matchLabels": service["spec"]["selector"]}, all_docs) == [name]
+    # No Service offers the client's pod but its metrics: the ambassador is not an entry.
+    services = [d for d in docs.values() if d["kind"] == "Service"]
+    assert [
+        d["metadata"]["name"]
+        for d in services
+        if "client" in selected({"matchLabels": d["spec"]["selector"]}, all_docs)
+    ] == ["client-metrics"]
+
+
+def test_the_tcp_ambassador_balances_the_redis_replicas() -> None:
+    docs = by_key(render("k8s"))
+    [container] = docs["Deployment/redis-ambassador"]["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AMBASSADOR_MODE"] == "tcp"
+    assert env["AMBASSADOR_UPSTREAMS"].split("\n")[:2] == [
+        "redis-a:6379 max_fails=1 fail_timeout=10s",
+        "redis-b:6379 max_fails=1 fail_timeout=10s",
+    ]
+    assert docs["Service/redis-ambassador"]["spec"]["ports"][0]["port"] == 6379
+    replica = docs["Deployment/redis-b"]["spec"]["template"]["spec"]["containers"][0]
+    assert replica["args"][-3:] == ["--replicaof", "redis-a", "6379"]
+
+
 def mounts(container: Doc) -> dict[str, Doc]:
     return {m["name"]: m for m in container.get("volumeMounts", [])}
 
@@ -334,13 +408,19 @@ def test_git_credentials_are_files_from_secrets_never_values() -> None:
             for env in container.get("env", []):
                 assert "PASSWORD" not in env["name"] or env["name"].endswith("_FILE"), env
                 assert "secretKeyRef" not in env.get("valueFrom", {}), env
-    push = next(c for c in docs["Deployment/notes"]["spec"]["template"]["spec"]["containers"]
-                if c["name"] == "gitsync")
+    push = next(
+        c
+        for c in docs["Deployment/notes"]["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "gitsync"
+    )
     env = {e["name"]: e.get("value") for e in push["env"]}
     assert env["GITSYNC_PASSWORD_FILE"].startswith(mounts(push)["git-secret"]["mountPath"] + "/")
     assert env["GITSYNC_REPO"].startswith("http://gitserver:8080/")
-    pull = next(c for c in docs["Deployment/site"]["spec"]["template"]["spec"]["containers"]
-                if c["name"] == "gitsync")
+    pull = next(
+        c
+        for c in docs["Deployment/site"]["spec"]["template"]["spec"]["containers"]
+        if c["name"] == "gitsync"
+    )
     assert "--repo=ssh://git@gitserver:2222/srv/git/notes.git" in pull["args"]
     service = docs["Service/gitserver"]["spec"]["ports"]
     assert {(p["port"], p["targetPort"]) for p in service} == {(8080, "http"), (2222, "ssh")}
@@ -355,6 +435,7 @@ def test_git_credentials_are_files_from_secrets_never_values() -> None:
         ("notes", "gitsync", []),
         ("site", "gitsync", []),
         ("counter", "logagent", []),
+        ("client", "ambassador", []),
     ],
 )
 def test_native_sidecars_are_init_containers_that_keep_running(
@@ -375,10 +456,12 @@ def test_native_sidecars_are_init_containers_that_keep_running(
 
 
 def test_native_sidecars_change_nothing_else() -> None:
-    base = by_key(render("k8s"))  # the base and the gitsync and logagent folders
+    base = by_key(render("k8s"))  # the base and the folders k8s/ adds
     overlay = by_key(render("k8s/overlays/native-sidecars"))
     assert overlay.keys() == base.keys()
-    moved = {f"Deployment/{name}" for name in ("web", "redis", "notes", "site", "counter")}
+    moved = {
+        f"Deployment/{name}" for name in ("web", "redis", "notes", "site", "counter", "client")
+    }
     for key in base.keys() - moved:
         assert overlay[key] == base[key], key
 
@@ -512,7 +595,8 @@ def test_every_service_with_metrics_has_an_annotated_metrics_service() -> None:
     docs = render("k8s")
     services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
     annotated = {
-        name for name, d in services.items()
+        name
+        for name, d in services.items()
         if d["metadata"].get("annotations", {}).get("prometheus.io/scrape") == "true"
     }
     assert annotated == set(METRICS_SERVICES)
@@ -521,7 +605,8 @@ def test_every_service_with_metrics_has_an_annotated_metrics_service() -> None:
         service = services[name]
         selector = service["spec"]["selector"]
         assert [
-            d for d, t in templates.items()
+            d
+            for d, t in templates.items()
             if selector and all(t["metadata"]["labels"].get(k) == v for k, v in selector.items())
         ] == [deployment], name
         [port] = service["spec"]["ports"]

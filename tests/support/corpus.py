@@ -13,6 +13,15 @@ Every case is one complete raw request as a client would send it. What each list
 - `ACCEPTED_BY_NGINX`: shapes a strict parser rejects (llhttp rejects most of them) that
   nginx passes on, so nginx cannot vouch for them. Documentation, not requirements.
 - `VALID`: requests every proxy passes on, for the harness to prove it can fail.
+- `FRAMING_LOOKALIKES`: header names that read as Content-Length or Transfer-Encoding once
+  "-" and "_" are removed and case is ignored (http-desync-guardian's "Ambiguous,
+  SuspiciousHeader"; its other shapes, names with spaces, controls or non-ASCII, are
+  `MALFORMED` or `ACCEPTED_BY_NGINX` above). The proxies refuse them with 400. nginx passes
+  them on but never frames by them: it drops the names with "_" (underscores_in_headers
+  off) and forwards the others as unknown headers, framing by the real Content-Length.
+- `UNDERSCORE_NAMES`: other names with "_", dropped by nginx and by the proxies alike (the
+  request goes on without them): a CGI or WSGI upstream reads X_Forwarded_For as
+  X-Forwarded-For.
 
 tests/integration/sidecar/test_corpus_nginx_oracle.py checks every list against a real nginx.
 """
@@ -214,6 +223,32 @@ ACCEPTED_BY_NGINX: tuple[Case, ...] = (
     Case("target-absolute-other-host", line(b"GET http://other.test/ HTTP/1.1"), 200),
     Case("host-userinfo", get(host=b"Host: a@b\r\n"), 200),
     Case("host-two-colons", get(host=b"Host: a:b:c\r\n"), 200),
+)
+
+
+def lookalike(name: bytes, value: bytes) -> bytes:
+    """A POST framed by Content-Length: 5, with the look-alike header before it."""
+    return post(name + b": " + value + b"\r\n" + CL5, b"hello")
+
+
+FRAMING_LOOKALIKES: tuple[Case, ...] = (
+    Case("te-underscore", lookalike(b"Transfer_Encoding", b"chunked"), 200),
+    Case("te-underscores-lowercase", lookalike(b"transfer_encoding", b"chunked"), 200),
+    Case("te-triple-underscore", lookalike(b"Transfer___Encoding", b"chunked"), 200),
+    Case("te-triple-hyphen", lookalike(b"Transfer---Encoding", b"chunked"), 200),
+    Case("te-no-hyphen", lookalike(b"TransferEncoding", b"chunked"), 200),
+    Case("te-leading-hyphen", lookalike(b"-Transfer-Encoding", b"chunked"), 200),
+    Case("te-trailing-hyphen", lookalike(b"Transfer-Encoding-", b"chunked"), 200),
+    Case("te-hyphen-and-underscore", lookalike(b"Transfer-_Encoding", b"chunked"), 200),
+    Case("cl-underscore-name", lookalike(b"Content_Length", b"0"), 200),
+    Case("cl-no-hyphen", lookalike(b"contentlength", b"0"), 200),
+    Case("cl-double-hyphen", lookalike(b"Content--Length", b"0"), 200),
+)
+
+UNDERSCORE_NAMES: tuple[Case, ...] = (
+    Case("underscore-xff", get(b"X_Forwarded_For: 203.0.113.9\r\n"), 200, status=200),
+    Case("underscore-custom", get(b"X_Api_Key: secret\r\n"), 200, status=200),
+    Case("underscore-leading", get(b"_Auth: x\r\n"), 200, status=200),
 )
 
 VALID: tuple[Case, ...] = (

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from support.processes import wait_for
-from support.tools import require_binary
+from support.tools import require, require_binary
 
 # Everything nginx would write elsewhere (pid, logs, temp files) goes under {dir}.
 MAIN = """\
-daemon off;
+{modules}daemon off;
 master_process off;
 worker_processes 1;
 error_log {dir}/error.log {level};
@@ -28,7 +28,8 @@ http {{
     scgi_temp_path {dir}/scgi;
 {http}
 }}
-"""
+{stream}"""
+STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"  # Debian: libnginx-mod-stream
 
 
 @dataclass
@@ -51,13 +52,32 @@ def nginx_running(
     *,
     level: str = "info",
     connections: int = 64,
+    stream: str = "",
 ) -> Iterator[NginxProcess]:
     """nginx with `http` (a server on `port` in it) as the body of its http block, once
-    `ready()` holds."""
+    `ready()` holds; `stream`, the body of a stream block (the module loaded for it)."""
     binary = require_binary("nginx")
+    modules = ""
+    if stream:
+        require(
+            "nginx's stream module",
+            Path(STREAM_MODULE).is_file(),
+            "install libnginx-mod-stream (scripts/bootstrap-host.sh)",
+        )
+        modules = f"load_module {STREAM_MODULE};\n"
+        stream = f"stream {{\n{stream}\n}}\n"
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "nginx.conf"
-    conf.write_text(MAIN.format(dir=workdir, level=level, connections=connections, http=http))
+    conf.write_text(
+        MAIN.format(
+            dir=workdir,
+            level=level,
+            connections=connections,
+            http=http,
+            modules=modules,
+            stream=stream,
+        )
+    )
     with open(workdir / "stderr.log", "ab") as stderr:
         proc = subprocess.Popen(
             [binary, "-p", str(workdir), "-e", str(workdir / "error.log"), "-c", str(conf)],

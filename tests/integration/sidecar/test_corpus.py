@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 import trustme
-from support.corpus import MALFORMED, OVER_LIMIT, VALID, Case, exchange, get, params
+from support.corpus import (
+    FRAMING_LOOKALIKES,
+    MALFORMED,
+    OVER_LIMIT,
+    UNDERSCORE_NAMES,
+    VALID,
+    Case,
+    exchange,
+    get,
+    params,
+)
 from support.processes import Service, free_port
 from support.recording_upstream import RecordingUpstream
 
@@ -132,6 +142,33 @@ def test_over_limit_gets_its_status_and_nothing_upstream(
     case: Case, plain: Sidecar, upstream: RecordingUpstream
 ) -> None:
     assert_refused(case, plain, upstream)
+
+
+@pytest.mark.parametrize("case", params(FRAMING_LOOKALIKES))
+def test_framing_lookalike_gets_400_and_nothing_upstream(
+    case: Case, plain: Sidecar, upstream: RecordingUpstream
+) -> None:
+    assert_refused(case, plain, upstream)
+
+
+@pytest.mark.parametrize("case", params(UNDERSCORE_NAMES))
+def test_underscore_names_are_dropped_and_the_request_passed_on(
+    case: Case, plain: Sidecar, upstream: RecordingUpstream
+) -> None:
+    assert_passed_on(case, plain, upstream)
+    head = upstream.received().split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    assert not [line for line in head if b"_" in line.split(b":", 1)[0]], head
+
+
+def test_refusals_are_counted_by_reason(plain: Sidecar, upstream: RecordingUpstream) -> None:
+    assert_refused(FRAMING_LOOKALIKES[0], plain, upstream)
+    _, text = plain.service.get("/metrics")
+    counted = [
+        line
+        for line in text.splitlines()
+        if line.startswith('sidecar_rejected_requests_total{reason="framing_lookalike"}')
+    ]
+    assert counted and float(counted[0].split()[-1]) >= 1, text
 
 
 def test_head_over_8k_across_many_lines_gets_431(

@@ -14,9 +14,11 @@ from collections.abc import Iterator
 import pytest
 from support.corpus import (
     ACCEPTED_BY_NGINX,
+    FRAMING_LOOKALIKES,
     MALFORMED,
     NGINX_STRICTER,
     OVER_LIMIT,
+    UNDERSCORE_NAMES,
     VALID,
     Case,
     exchange,
@@ -106,8 +108,43 @@ def test_accepted_cases_are_passed_on_by_nginx(
     assert_passed_on(case, nginx, upstream)
 
 
+def forwarded_names(upstream: RecordingUpstream) -> list[bytes]:
+    head = upstream.received().split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]
+    return [line.split(b":", 1)[0] for line in head]
+
+
+@pytest.mark.parametrize("case", params(FRAMING_LOOKALIKES))
+def test_framing_lookalikes_never_frame_at_nginx(
+    case: Case, nginx: NginxProcess, upstream: RecordingUpstream
+) -> None:
+    """nginx passes these on (the proxies refuse them) but frames by the real
+    Content-Length: one request, its 5-byte body, the look-alike dropped when it has "_"
+    and passed as an unknown header otherwise."""
+    assert_passed_on(case, nginx, upstream)
+    lookalike = case.raw.split(b"\r\n")[2].split(b":", 1)[0]
+    names = forwarded_names(upstream)
+    assert upstream.received().endswith(b"\r\n\r\nhello"), upstream.received()
+    assert (lookalike in names) == (b"_" not in lookalike), names
+
+
+@pytest.mark.parametrize("case", params(UNDERSCORE_NAMES))
+def test_underscore_names_are_dropped_by_nginx(
+    case: Case, nginx: NginxProcess, upstream: RecordingUpstream
+) -> None:
+    assert_passed_on(case, nginx, upstream)
+    assert not [name for name in forwarded_names(upstream) if b"_" in name]
+
+
 def test_corpus_shape() -> None:
-    lists = (MALFORMED, OVER_LIMIT, NGINX_STRICTER, ACCEPTED_BY_NGINX, VALID)
+    lists = (
+        MALFORMED,
+        OVER_LIMIT,
+        NGINX_STRICTER,
+        ACCEPTED_BY_NGINX,
+        VALID,
+        FRAMING_LOOKALIKES,
+        UNDERSCORE_NAMES,
+    )
     ids = [case.id for cases in lists for case in cases]
     assert len(ids) == len(set(ids)), "case ids are unique across the lists"
     raws = [case.raw for cases in lists for case in cases]
@@ -116,3 +153,4 @@ def test_corpus_shape() -> None:
     assert {case.status for case in MALFORMED} == {400}
     assert {case.status for case in OVER_LIMIT} <= {413, 431}
     assert all(case.nginx != 200 for case in MALFORMED + OVER_LIMIT + NGINX_STRICTER)
+    assert {case.status for case in FRAMING_LOOKALIKES} == {400}
