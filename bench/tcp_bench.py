@@ -50,7 +50,7 @@ from proxy_bench import (
 
 PROXIES = ("nginx", "haproxy", *BUILDS)
 STREAM_MODULE = "/usr/lib/nginx/modules/ngx_stream_module.so"  # Debian: libnginx-mod-stream
-BIG = 4 << 30  # the long response: never read to its end within a run
+BIG = 64 << 30  # the long response (a sparse file): never read to its end within a run
 CHUNK = 1 << 20
 
 
@@ -58,7 +58,7 @@ CHUNK = 1 << 20
 
 
 def backend(tmp: Path, port: int) -> Proc:
-    """nginx answering `ok\\n` on / and sending a sparse 4 GiB file on /big (sendfile)."""
+    """nginx answering `ok\\n` on / and sending a sparse 64 GiB file on /big (sendfile)."""
     big = tmp / "www" / "big"
     big.parent.mkdir()
     with open(big, "wb") as f:
