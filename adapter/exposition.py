@@ -30,9 +30,14 @@ def labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 
 def format_value(value: float) -> str:
-    if isinstance(value, int):
+    if value.__class__ is float:  # the common case first: a scrape formats ~700 values
+        if value.is_integer() and -1e15 < value < 1e15:
+            return str(int(value))
+        if value == value and value not in (math.inf, -math.inf):
+            return repr(value)
+    elif isinstance(value, int):
         return str(value)
-    if value.is_integer() and abs(value) < 1e15:
+    elif value.is_integer() and abs(value) < 1e15:
         return str(int(value))
     if math.isnan(value):
         return "NaN"
@@ -78,44 +83,47 @@ def gauge(name: str, help_text: str = "") -> Family:
 
 
 class Exposition:
-    """The families of one scrape, rendered to exposition text at the end."""
+    """The families of one scrape, rendered to exposition text at the end.
 
-    __slots__ = ("_families", "namespace")
+    A sample is kept as its line's tail (suffix, labels, value); the family's full name is
+    put in front of every tail by one `join` at render time, so nothing is formatted twice.
+    """
+
+    __slots__ = ("_declared", "_prefix", "_samples", "namespace")
 
     def __init__(self, namespace: str) -> None:
         self.namespace = namespace
-        self._families: dict[str, list[str]] = {}
-
-    def add(
-        self,
-        name: str,
-        kind: MetricType,
-        help_text: str,
-        value: float | str,
-        label_text: str = "",
-        *,
-        suffix: str = "",
-    ) -> None:
-        """One sample of family `namespace_name`; `value` as a float or already-valid text.
-
-        `suffix` is for summaries: `_sum` and `_count` samples belong to the family `name`.
-        """
-        full = f"{self.namespace}_{name}" if self.namespace else name
-        lines = self._families.get(full)
-        if lines is None:
-            lines = self._families[full] = [f"# HELP {full} {help_text}", f"# TYPE {full} {kind}"]
-        text = value if isinstance(value, str) else format_value(value)
-        lines.append(f"{full}{suffix}{label_text} {text}")
+        self._prefix = f"{namespace}_" if namespace else ""
+        # Keyed by the name without the namespace: sorting those sorts the full names.
+        self._declared: dict[str, Family] = {}
+        self._samples: dict[str, list[str]] = {}
 
     def put(
         self, family: Family, value: float | str, label_text: str = "", *, suffix: str = ""
     ) -> None:
-        """One sample of a declared family."""
-        self.add(family.name, family.kind, family.help, value, label_text, suffix=suffix)
+        """One sample of a declared family; `value` as a number or already-valid text.
+
+        `suffix` is for summaries and histograms: `_sum`, `_count` and `_bucket` samples
+        belong to the family `name`. The first family declared under a name gives its help.
+        """
+        tails = self._samples.get(family.name)
+        if tails is None:
+            tails = self._samples[family.name] = []
+            self._declared[family.name] = family
+        text = value if isinstance(value, str) else format_value(value)
+        tails.append(f"{suffix}{label_text} {text}")
 
     def __contains__(self, name: str) -> bool:
-        return f"{self.namespace}_{name}" in self._families
+        return name in self._samples
 
     def render(self) -> bytes:
-        parts = [lines for _, lines in sorted(self._families.items())]
-        return ("\n".join(line for lines in parts for line in lines) + "\n").encode()
+        if not self._samples:
+            return b"\n"  # as it always was: an empty exposition is one newline
+        chunks = []
+        for name in sorted(self._samples):
+            family = self._declared[name]
+            full = self._prefix + name
+            chunks.append(f"# HELP {full} {family.help}\n# TYPE {full} {family.kind}\n{full}")
+            chunks.append(f"\n{full}".join(self._samples[name]))
+            chunks.append("\n")
+        return "".join(chunks).encode()

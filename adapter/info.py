@@ -10,26 +10,30 @@ from __future__ import annotations
 
 import re
 import time
+from functools import cache, lru_cache
 from typing import NamedTuple
 
-from adapter.exposition import Exposition, Family, MetricType, format_value, labels
+from adapter.exposition import Exposition, Family, escape_label, format_value, gauge, labels
 
 Sections = dict[str, dict[str, str]]
 
+COMMANDS = (("INFO", "ALL"),)
+FALLBACK_COMMANDS = (("INFO",),)  # servers that refuse INFO ALL
+
 
 class Field(NamedTuple):
-    name: str
-    kind: MetricType
-    help: str
+    """An INFO field's family, and the factor its value is multiplied by."""
+
+    family: Family
     scale: float = 1.0
 
 
 def _g(name: str, help_text: str = "", scale: float = 1.0) -> Field:
-    return Field(name, "gauge", help_text or f"{name} metric", scale)
+    return Field(gauge(name, help_text), scale)
 
 
 def _c(name: str, help_text: str = "") -> Field:
-    return Field(name, "counter", help_text or f"{name} metric")
+    return Field(Family(name, "counter", help_text or f"{name} metric"))
 
 
 # INFO field → metric (without the namespace). Names and types are redis_exporter 1.45's.
@@ -176,7 +180,7 @@ SLAVE_LAG = Family("connected_slave_lag_seconds", "gauge", "Lag of connected sla
 DB_KEYS = Family("db_keys", "gauge", "Total number of keys by DB")
 DB_KEYS_EXPIRING = Family("db_keys_expiring", "gauge", "Total number of expiring keys by DB")
 DB_AVG_TTL = Family("db_avg_ttl_seconds", "gauge", "Avg TTL in seconds")
-COMMANDS = Family("commands_total", "counter", "Total number of calls per command")
+COMMAND_CALLS = Family("commands_total", "counter", "Total number of calls per command")
 COMMANDS_DURATION = Family(
     "commands_duration_seconds_total",
     "counter",
@@ -197,6 +201,13 @@ ERRORS = Family("errors_total", "counter", "Total number of errors per error typ
 SYSTEM_FIELDS: dict[str, Field] = {
     "total_system_memory": _g("total_system_memory_bytes", "Memory of the host in bytes"),
 }
+
+_WITH_SYSTEM = {**FIELDS, **SYSTEM_FIELDS}
+
+# The replica-side link gauges, named for the INFO field they come from.
+MASTER_LAST_IO = gauge("master_last_io_seconds_ago")
+MASTER_SYNC = gauge("master_sync_in_progress")
+SLAVE_REPL_OFFSET = gauge("slave_repl_offset")
 
 # Sections whose lines are handled by their own parsers, not by FIELDS.
 _SPECIAL = frozenset({"keyspace", "commandstats", "latencystats", "errorstats", "sentinel"})
@@ -251,7 +262,8 @@ def number(value: str) -> float | None:
 
 
 def add_info_fields(out: Exposition, sections: Sections, *, include_system: bool) -> None:
-    fields = {**FIELDS, **SYSTEM_FIELDS} if include_system else FIELDS
+    fields = _WITH_SYSTEM if include_system else FIELDS
+    put = out.put
     for section, values in sections.items():
         if section in _SPECIAL:
             continue
@@ -259,13 +271,17 @@ def add_info_fields(out: Exposition, sections: Sections, *, include_system: bool
             field = fields.get(key)
             if field is None:
                 if key.startswith("cluster_"):
-                    field = _g(key)  # redis_exporter exports every cluster_* field as is
+                    field = _cluster_field(key)
                 else:
                     continue
             value = number(raw)
-            if value is None:
-                continue
-            out.add(field.name, field.kind, field.help, value * field.scale)
+            if value is not None:
+                put(field.family, value * field.scale)
+
+
+@cache
+def _cluster_field(key: str) -> Field:
+    return _g(key)  # redis_exporter exports every cluster_* field as is
 
 
 def add_server(out: Exposition, sections: Sections, now: float | None = None) -> str:
@@ -318,16 +334,14 @@ def add_replication(out: Exposition, sections: Sections) -> None:
                 labels((("master_host", host), ("master_port", port))),
             )
         elif _MASTER_DIRECT.match(key):
-            name = key
+            family = SLAVE_REPL_OFFSET
             if key.endswith("last_io_seconds_ago"):
-                name = "master_last_io_seconds_ago"
+                family = MASTER_LAST_IO
             elif key.endswith("sync_in_progress"):
-                name = "master_sync_in_progress"
+                family = MASTER_SYNC
             val = number(value)
-            out.add(
-                name,
-                "gauge",
-                f"{name} metric",
+            out.put(
+                family,
                 float(int(val)) if val is not None else 0.0,
                 labels((("master_host", host), ("master_port", port))),
             )
@@ -381,7 +395,8 @@ def add_keyspace(out: Exposition, sections: Sections, db_count: int) -> None:
 
 def add_commandstats(out: Exposition, sections: Sections) -> None:
     """Per-command calls, time, rejected and failed calls; latency percentiles as a summary."""
-    calls_sum: dict[str, tuple[str, float]] = {}
+    put = out.put
+    calls_sum: dict[str, tuple[str, float, str]] = {}
     for key, value in sections.get("commandstats", {}).items():
         if not key.startswith("cmdstat_"):
             continue
@@ -392,49 +407,40 @@ def add_commandstats(out: Exposition, sections: Sections) -> None:
         calls, usec = _kv_number(parts[0]), _kv_number(parts[1])
         if calls is None or usec is None:
             continue
-        lbl = labels((("cmd", cmd),))
-        out.put(COMMANDS, calls, lbl)
-        out.put(
-            COMMANDS_DURATION,
-            usec / 1e6,
-            lbl,
-        )
-        calls_sum[cmd] = (format_value(calls), usec)
+        lbl = f'{{cmd="{escape_label(cmd)}"}}'
+        put(COMMAND_CALLS, calls, lbl)
+        put(COMMANDS_DURATION, usec / 1e6, lbl)
+        calls_sum[cmd] = (format_value(calls), usec, lbl)
         if len(parts) >= 5:
             rejected, failed = _kv_number(parts[3]), _kv_number(parts[4])
             if rejected is not None and failed is not None:
-                out.put(
-                    COMMANDS_REJECTED,
-                    rejected,
-                    lbl,
-                )
-                out.put(
-                    COMMANDS_FAILED,
-                    failed,
-                    lbl,
-                )
+                put(COMMANDS_REJECTED, rejected, lbl)
+                put(COMMANDS_FAILED, failed, lbl)
     for key, value in sections.get("latencystats", {}).items():
         prefix, _, cmd = key.partition("latency_percentiles_usec_")
         if prefix or cmd not in calls_sum:
             continue
-        count, usec = calls_sum[cmd]
+        count, usec, lbl = calls_sum[cmd]
         quantiles = []
         for part in value.split(","):
             name, _, val = part.partition("=")
-            q, v = number(name[1:]), number(val)
+            q, v = _quantile(name), number(val)
             if q is None or v is None:
                 break
-            quantiles.append((format_value(q), v))
+            quantiles.append((q, v))
         else:
+            cmd_label = lbl[:-1]  # '{cmd="get"' + ',quantile="…"}'
             for q_text, v in quantiles:
-                out.put(
-                    LATENCY_PERCENTILES,
-                    v,
-                    labels((("cmd", cmd), ("quantile", q_text))),
-                )
-            lbl = labels((("cmd", cmd),))
-            out.put(LATENCY_PERCENTILES, usec, lbl, suffix="_sum")
-            out.put(LATENCY_PERCENTILES, count, lbl, suffix="_count")
+                put(LATENCY_PERCENTILES, v, f'{cmd_label},quantile="{q_text}"}}')
+            put(LATENCY_PERCENTILES, usec, lbl, suffix="_sum")
+            put(LATENCY_PERCENTILES, count, lbl, suffix="_count")
+
+
+@lru_cache(maxsize=64)
+def _quantile(name: str) -> str | None:
+    """'p99.9' → '99.9', the quantile label (the percentiles are few and fixed by config)."""
+    q = number(name[1:])
+    return None if q is None else format_value(q)
 
 
 def add_errorstats(out: Exposition, sections: Sections) -> None:

@@ -86,7 +86,7 @@ class Scraper:
         if mode != "sentinel":
             everything = config.include_config_metrics
             parts.append(("config", redis_config.commands(config.config_command, everything)))
-        parts.append(("info", (("INFO", "ALL"),)))
+        parts.append(("info", info.COMMANDS))
         if mode == "sentinel":
             parts.append(("sentinel", (sentinel.MASTERS_COMMAND,)))
         else:
@@ -164,7 +164,7 @@ class Scraper:
         parts = pipeline.split(await self.link.round_trip(pipeline.commands))
         (info_reply,) = parts["info"]
         if isinstance(info_reply, ResponseError) and not _is_auth(info_reply):
-            (info_reply,) = await self.link.round_trip((("INFO",),))  # servers without INFO ALL
+            (info_reply,) = await self.link.round_trip(info.FALLBACK_COMMANDS)
         if isinstance(info_reply, Exception):
             raise classify(info_reply)
         sections = info.parse_info(info_reply.decode("utf-8", "replace"))

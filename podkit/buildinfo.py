@@ -3,6 +3,7 @@ facts as labels, as Prometheus' own `prometheus_build_info`)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from importlib.metadata import PackageNotFoundError, version
@@ -19,6 +20,7 @@ def engine_compiled() -> bool:
     return compiled()
 
 
+@functools.cache  # importlib.metadata reads the dist-info from disk: once is enough
 def package_version() -> str:
     try:
         return version("pod-patterns")

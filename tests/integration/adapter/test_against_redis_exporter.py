@@ -178,7 +178,7 @@ def test_every_mapped_field_that_redis_reports_is_exported(
     reported = [f for f in FIELDS if f in info_fields]
     assert set(FIELDS) - info_fields == NOT_IN_REDIS_7_INFO
     for field_name in reported:
-        assert f"redis_{FIELDS[field_name].name}" in ours, field_name
+        assert f"redis_{FIELDS[field_name].family.name}" in ours, field_name
 
 
 def test_promtool_finds_nothing_redis_exporter_does_not(pair: tuple[Service, Service]) -> None:

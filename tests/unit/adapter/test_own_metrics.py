@@ -1,0 +1,44 @@
+"""The process_* / python_* text written by hand, held against prometheus-client's
+collectors rendered through generate_latest (what the adapter used to serve)."""
+
+from __future__ import annotations
+
+import gc
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from adapter.own_metrics import build_info_labels, process_metrics
+
+# Values that move between two reads a few microseconds apart.
+MOVING = ("process_virtual_memory_bytes ", "process_resident_memory_bytes ", "process_cpu_")
+
+
+def _masked(text: str) -> list[str]:
+    return [
+        line.rsplit(" ", 1)[0] if line.startswith(MOVING) else line for line in text.splitlines()
+    ]
+
+
+def test_process_metrics_as_prometheus_client_renders_them() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    gc.disable()  # no collection between the two reads: the gc counters stay put
+    try:
+        theirs = generate_latest(registry).decode()
+        ours = process_metrics().decode()
+    finally:
+        gc.enable()
+    head, tail = ours[: len(theirs)], ours[len(theirs) :]
+    assert _masked(head) == _masked(theirs)
+    assert tail.startswith("# HELP process_virtual_memory_max_bytes ")
+    assert ours.endswith("\n") and "\n\n" not in ours
+
+
+def test_build_info_labels_are_looked_up_once() -> None:
+    assert build_info_labels() is build_info_labels()
+    assert 'compiled="false"' in build_info_labels()
