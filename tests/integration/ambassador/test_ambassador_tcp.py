@@ -106,7 +106,7 @@ def replicas(tmp_path: Path) -> Iterator[tuple[Redis, Redis]]:
 @dataclass
 class Run:
     """A run of `redis-cli GET key` commands, one after another, with a replica killed from
-    another thread mid-run; the outcome and end time of each command."""
+    another thread mid-run; the outcome and start time of each command."""
 
     outcomes: list[tuple[float, bool]]
     killed_at: float
@@ -134,9 +134,12 @@ def run_with_a_kill(port: int, victim: Redis, commands: int = 150, kill_after: i
     thread = threading.Thread(target=killer)
     thread.start()
     for _ in range(commands):
-        outcomes.append((time.monotonic(), False))
+        # Each outcome is stamped with when its command started: one in flight when the
+        # replica died may fail, one started after it may not.
+        started = time.monotonic()
+        outcomes.append((started, False))
         ok = cli(port, "GET", "key") == VALUE
-        outcomes[-1] = (time.monotonic(), ok)
+        outcomes[-1] = (started, ok)
     thread.join(10)
     assert killed.is_set()
     return Run(outcomes, killed_at[0])
