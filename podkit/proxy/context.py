@@ -46,9 +46,6 @@ class Context:
         self._id_prefix = os.urandom(8).hex().encode()
         self._ids = 0
 
-    def retry_allowed(self, method: bytes) -> bool:
-        return self.settings.retry_non_idempotent or method in IDEMPOTENT
-
     def next_request_id(self) -> bytes:
         self._ids += 1
         return b"%s%016x" % (self._id_prefix, self._ids)
