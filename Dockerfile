@@ -17,7 +17,7 @@
 # only the stages a target needs; the classic builder every stage above it, which is why the
 # compiler stage comes after the pure-Python targets.
 # VERSION, REVISION, CREATED and SOURCE fill the OCI labels (scripts/build-images.sh passes
-# pyproject's version, the git revision, the commit's time and the origin remote's URL).
+# podkit.__version__, the git revision, the commit's time and the origin remote's URL).
 
 # Base image and package source are arguments, never a fork of this file.
 ARG BASE_IMAGE=python:3.12-slim

@@ -19,10 +19,10 @@ from adapter import auth
 from adapter.cluster import discovery_document
 from adapter.config import AdapterConfig
 from adapter.connection import classify
-from adapter.exposition import CONTENT_TYPE
 from adapter.flag_values import parse_redis_addr
 from adapter.scraper import Scraper
 from podkit.admin import add_health_routes
+from podkit.exposition import CONTENT_TYPE
 from podkit.health import Health
 from podkit.options import OptionError, mask_credentials
 

@@ -20,7 +20,7 @@ from typing import Literal
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from adapter.exposition import Exposition, Family, labels
+from podkit.exposition import Exposition, Family, labels
 
 log = logging.getLogger(__name__)
 

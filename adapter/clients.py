@@ -12,8 +12,8 @@ import re
 import time
 from typing import Any
 
-from adapter.exposition import Exposition, gauge, labels
 from adapter.keys import text
+from podkit.exposition import Exposition, gauge, labels
 
 COMMANDS = (("CLIENT", "LIST"),)
 DETAILS = gauge("connected_clients_details", "Details about connected clients")

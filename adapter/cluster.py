@@ -28,9 +28,9 @@ from redis.exceptions import ResponseError
 from adapter import keys
 from adapter.config import AdapterConfig
 from adapter.connection import RedisLink, connection_kwargs
-from adapter.exposition import Exposition
 from adapter.info import add_info_fields, parse_info
 from adapter.keys import KeySpec, text
+from podkit.exposition import Exposition
 
 log = logging.getLogger(__name__)
 

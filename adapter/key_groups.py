@@ -18,9 +18,9 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from adapter.exposition import Exposition, gauge, labels
 from adapter.keys import RoundTrip, text
 from adapter.scripts import Script, with_scripts
+from podkit.exposition import Exposition, gauge, labels
 
 log = logging.getLogger(__name__)
 

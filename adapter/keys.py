@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from adapter.exposition import Exposition, gauge, labels
+from podkit.exposition import Exposition, gauge, labels
 from podkit.options import OptionError
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapter.exposition import Exposition, Family, gauge, go_float, labels
 from adapter.info import Sections
 from adapter.keys import text
+from podkit.exposition import Exposition, Family, gauge, go_float, labels
 
 COMMANDS = (("LATENCY", "LATEST"),)
 HISTOGRAM_COMMANDS = (("LATENCY", "HISTOGRAM"),)

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from adapter.exposition import Exposition, gauge, labels
 from adapter.keys import text
 from adapter.scripts import go_float
+from podkit.exposition import Exposition, gauge, labels
 
 NAMED = ("maxmemory", "maxclients", "io-threads")  # exported as config_<key>
 REDACTED = frozenset({"masterauth", "requirepass", "tls-key-file-pass", "tls-client-key-file-pass"})

@@ -31,9 +31,9 @@ from adapter import (
 )
 from adapter.config import AdapterConfig
 from adapter.connection import Command, Pipeline, RedisLink, ScrapeError, classify
-from adapter.exposition import Exposition, gauge
 from adapter.own_metrics import Counters, add_own, process_metrics
 from adapter.scripts import Script
+from podkit.exposition import Exposition, gauge
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from adapter.exposition import Exposition, gauge, labels
 from adapter.keys import RoundTrip, text
+from podkit.exposition import Exposition, gauge, labels
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from adapter.exposition import Exposition, gauge, labels
 from adapter.info import Sections
 from adapter.keys import RoundTrip, text
+from podkit.exposition import Exposition, gauge, labels
 
 MASTERS_COMMAND = ("SENTINEL", "MASTERS")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from adapter.exposition import Exposition, gauge
+from podkit.exposition import Exposition, gauge
 
 COMMANDS = (("SLOWLOG", "LEN"), ("SLOWLOG", "GET", "1"))
 

@@ -15,8 +15,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from adapter.exposition import Exposition, gauge, labels
 from adapter.keys import KeySpec, RoundTrip, scan_or_log, text
+from podkit.exposition import Exposition, gauge, labels
 
 log = logging.getLogger(__name__)
 

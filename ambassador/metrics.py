@@ -1,27 +1,29 @@
 """The ambassador's /metrics: the engine's counters and, per upstream peer, responses by
 code, failures by kind, response time, up/down, effective weight, connections, its state
 beyond nginx open source (drain, slow start, ejection), and in tcp mode the connections and
-bytes each way."""
+bytes each way.
+
+Written with podkit.exposition, not prometheus-client, whose import alone would add ~5 MiB
+to every ambassador's resident memory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
+from podkit.buildinfo import add_build_info
+from podkit.exposition import (
+    Exposition,
+    Pairs,
+    client_float,
+    counter,
+    gauge,
+    histogram,
+    labels,
 )
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
-
-from podkit.buildinfo import build_info
+from podkit.process_metrics import process_metrics
 from podkit.proxy.stats import Histogram, ProxyStats
 
-LABELS = ["upstream", "address", "group"]
 FAILURE_KINDS = (
     "connect",
     "timeout",
@@ -34,124 +36,88 @@ FAILURE_KINDS = (
     "http_429",
 )
 
+# Each peer's families, labelled address, group and upstream.
+RESPONSES = counter("upstream_responses_total", "Responses from each upstream peer, by status code")
+FAILURES = counter("upstream_failures_total", "Failed attempts on each upstream peer, by kind")
+LATENCY = histogram(
+    "upstream_response_seconds", "Time from the request head to the end of the response"
+)
+UP = gauge("upstream_up", "1 while the peer may be chosen (not down, failing or full)")
+HEALTHY = gauge("upstream_healthy", "The active health check's verdict (1 without checks)")
+WEIGHT = gauge(
+    "upstream_effective_weight", "nginx's effective weight: lowered by failures, regained"
+)
+ACTIVE = gauge("upstream_active_requests", "Requests in flight on each peer")
+DRAINING = gauge(
+    "upstream_draining", "1 while the peer drains: no new requests, those in flight finish"
+)
+SHARE = gauge(
+    "upstream_slow_start_share",
+    "The part of its weight the peer has now: below 1 while slow starting",
+)
+EJECTED = gauge("upstream_ejected", "1 while the peer is ejected by outlier detection")
+EJECTIONS = counter("upstream_ejections_total", "Times the peer was ejected by outlier detection")
+CONNECTIONS = counter("upstream_connections_total", "tcp mode: connections made to each peer")
+SENT = counter("upstream_sent_bytes_total", "tcp mode: bytes from clients to each peer")
+RECEIVED = counter("upstream_received_bytes_total", "tcp mode: bytes from each peer to clients")
+PEER_FAMILIES = (
+    *(RESPONSES, FAILURES, LATENCY, UP, HEALTHY, WEIGHT, ACTIVE, DRAINING, SHARE),
+    *(EJECTED, EJECTIONS, CONNECTIONS, SENT, RECEIVED),
+)
+WRITES_REFUSED = counter(
+    "admin_writes_refused_total",
+    "Admin-port writes refused: not from loopback and without the admin token",
+)
 
-class AmbassadorCollector(Collector):
-    def __init__(
-        self,
-        stats: Callable[[], ProxyStats],
-        views: Callable[[], list[dict[str, Any]]],
-        refused_writes: Callable[[], int] = lambda: 0,
-    ) -> None:
-        self.stats = stats  # this process's counters, or the sum of the workers'
-        self.views = views  # the peers, as /upstreams shows them
-        self.refused_writes = refused_writes
 
-    def collect(self) -> Iterator[Metric]:
-        yield build_info("ambassador")
-        yield from self.stats().families("ambassador")
-        responses = CounterMetricFamily(
-            "ambassador_upstream_responses",
-            "Responses from each upstream peer, by status code",
-            labels=[*LABELS, "code"],
+def add_peers(out: Exposition, views: list[dict[str, Any]]) -> None:
+    """Each peer's families, from the views /upstreams shows. Label names in order, as
+    prometheus-client wrote them."""
+    out.declare(*PEER_FAMILIES)  # shown with no peer too
+    for view in views:
+        peer: Pairs = (
+            ("address", view["address"]),
+            ("group", view.get("group", "default")),
+            ("upstream", view["server"]),
         )
-        failures = CounterMetricFamily(
-            "ambassador_upstream_failures",
-            "Failed attempts on each upstream peer, by kind",
-            labels=[*LABELS, "kind"],
-        )
-        latency = HistogramMetricFamily(
-            "ambassador_upstream_response_seconds",
-            "Time from the request head to the end of the response",
-            labels=LABELS,
-        )
-        up = GaugeMetricFamily(
-            "ambassador_upstream_up",
-            "1 while the peer may be chosen (not down, failing or full)",
-            labels=LABELS,
-        )
-        healthy = GaugeMetricFamily(
-            "ambassador_upstream_healthy",
-            "The active health check's verdict (1 without checks)",
-            labels=LABELS,
-        )
-        weight = GaugeMetricFamily(
-            "ambassador_upstream_effective_weight",
-            "nginx's effective weight: lowered by failures, regained",
-            labels=LABELS,
-        )
-        conns = GaugeMetricFamily(
-            "ambassador_upstream_active_requests", "Requests in flight on each peer", labels=LABELS
-        )
-        draining = GaugeMetricFamily(
-            "ambassador_upstream_draining",
-            "1 while the peer drains: no new requests, those in flight finish",
-            labels=LABELS,
-        )
-        share = GaugeMetricFamily(
-            "ambassador_upstream_slow_start_share",
-            "The part of its weight the peer has now: below 1 while slow starting",
-            labels=LABELS,
-        )
-        ejected = GaugeMetricFamily(
-            "ambassador_upstream_ejected",
-            "1 while the peer is ejected by outlier detection",
-            labels=LABELS,
-        )
-        ejections = CounterMetricFamily(
-            "ambassador_upstream_ejections",
-            "Times the peer was ejected by outlier detection",
-            labels=LABELS,
-        )
-        connections = CounterMetricFamily(
-            "ambassador_upstream_connections",
-            "tcp mode: connections made to each peer",
-            labels=LABELS,
-        )
-        sent = CounterMetricFamily(
-            "ambassador_upstream_sent_bytes",
-            "tcp mode: bytes from clients to each peer",
-            labels=LABELS,
-        )
-        received = CounterMetricFamily(
-            "ambassador_upstream_received_bytes",
-            "tcp mode: bytes from each peer to clients",
-            labels=LABELS,
-        )
-        for view in self.views():
-            labels = [view["server"], view["address"], view.get("group", "default")]
-            for code, n in sorted(view["responses"].items()):
-                responses.add_metric([*labels, code], n)
-            for kind in FAILURE_KINDS:
-                failures.add_metric([*labels, kind], view["failures"].get(kind, 0))
-            histogram = Histogram()
-            histogram.counts, histogram.total = view["latency"]["counts"], view["latency"]["total"]
-            latency.add_metric(labels, histogram.cumulative(), histogram.total)
-            up.add_metric(labels, 1.0 if view["available"] else 0.0)
-            healthy.add_metric(labels, 1.0 if view["healthy"] else 0.0)
-            weight.add_metric(labels, view["effective_weight"])
-            conns.add_metric(labels, view["active_requests"])
-            draining.add_metric(labels, 1.0 if view["drain"] else 0.0)
-            share.add_metric(labels, view["weight_share"])
-            ejected.add_metric(labels, 1.0 if view["ejected"] else 0.0)
-            ejections.add_metric(labels, view["ejections"])
-            connections.add_metric(labels, view.get("connections", 0))
-            sent.add_metric(labels, view.get("sent_bytes", 0))
-            received.add_metric(labels, view.get("received_bytes", 0))
-        yield from (responses, failures, latency, up, healthy, weight, conns)
-        yield from (draining, share, ejected, ejections, connections, sent, received)
-        yield CounterMetricFamily(
-            "ambassador_admin_writes_refused",
-            "Admin-port writes refused: not from loopback and without the admin token",
-            value=self.refused_writes(),
-        )
+        for code, n in sorted(view["responses"].items()):
+            out.put(RESPONSES, n, labels(sorted((*peer, ("code", code)))))
+        for kind in FAILURE_KINDS:
+            out.put(
+                FAILURES, view["failures"].get(kind, 0), labels(sorted((*peer, ("kind", kind))))
+            )
+        latency = Histogram()
+        latency.counts, latency.total = view["latency"]["counts"], view["latency"]["total"]
+        out.put_histogram(LATENCY, latency.cumulative(), latency.total, peer)
+        text = labels(peer)
+        out.put(UP, 1.0 if view["available"] else 0.0, text)
+        out.put(HEALTHY, 1.0 if view["healthy"] else 0.0, text)
+        out.put(WEIGHT, view["effective_weight"], text)
+        out.put(ACTIVE, view["active_requests"], text)
+        out.put(DRAINING, 1.0 if view["drain"] else 0.0, text)
+        out.put(SHARE, view["weight_share"], text)
+        out.put(EJECTED, 1.0 if view["ejected"] else 0.0, text)
+        out.put(EJECTIONS, view["ejections"], text)
+        # tcp mode's: absent from an http-mode view.
+        out.put(CONNECTIONS, view.get("connections", 0), text)
+        out.put(SENT, view.get("sent_bytes", 0), text)
+        out.put(RECEIVED, view.get("received_bytes", 0), text)
 
 
 def registry_for(
     stats: Callable[[], ProxyStats],
     views: Callable[[], list[dict[str, Any]]],
     refused_writes: Callable[[], int] = lambda: 0,
-) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(AmbassadorCollector(stats, views, refused_writes))
-    ProcessCollector(registry=registry)
-    return registry
+) -> Callable[[], bytes]:
+    """What /metrics serves, rendered per scrape. `stats`: this process's counters, or the
+    sum of the workers'; `views`: the peers, as /upstreams shows them."""
+
+    def render() -> bytes:
+        out = Exposition("ambassador", client_float)
+        add_build_info(out)
+        stats().add_families(out)
+        add_peers(out, views())
+        out.put(WRITES_REFUSED, refused_writes())
+        return out.render() + process_metrics()
+
+    return render

@@ -11,109 +11,28 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import replace
-from http.cookies import SimpleCookie
 from time import monotonic
 from typing import Any
 
 from ambassador.admin import WriteFence, write_handler
-from ambassador.balancer import Balancer, Peer, Tried
-from ambassador.config import AmbassadorConfig, UpstreamGroup
-from ambassador.health import HealthChecker, connect_probe, probe
+from ambassador.balancer import Balancer, Tried
+from ambassador.config import AmbassadorConfig
+from ambassador.group_state import GroupState
 from ambassador.metrics import registry_for
-from ambassador.outlier import Ejector
-from ambassador.peers import Addresses, build_peers, resolve
+from ambassador.peers import resolve
 from ambassador.routes import Layout, Route
 from ambassador.tcp import BalancedTcp
+from ambassador.upstreams import Views, change_peers, describe, merge_views, views_of
 from podkit.admin_http import AdminServer, Request, Response, admin_routes
 from podkit.health import Health
 from podkit.options import OptionError
-from podkit.proxy import ProxyServer, ProxySettings, Upstream
+from podkit.proxy import ProxyServer, Upstream
 from podkit.proxy.head import RequestHead
 from podkit.proxy.stats import ProxyStats
 from podkit.proxy.tunnel import TcpTunnel
 from podkit.runner import Closer, Report, Reports, serve
 
 log = logging.getLogger("ambassador")
-
-
-def hash_key(spec: str) -> Callable[[RequestHead], bytes]:
-    """The request's key for --method hash: the client's address, a header or a cookie."""
-    kind, _, name = spec.partition(":")
-    if kind == "header":
-        wanted = name.lower().encode()
-        return lambda head: head.header(wanted) or b""
-    if kind == "cookie":
-
-        def cookie(head: RequestHead) -> bytes:
-            for n, v in head.headers:
-                if n.lower() == b"cookie":
-                    morsel = SimpleCookie(v.decode("latin-1")).get(name)
-                    if morsel is not None:
-                        return morsel.value.encode()
-            return b""
-
-        return cookie
-    return lambda head: head.peer.encode()
-
-
-class GroupState:
-    """One upstream group as it runs: its balancer, addresses, health checks and settings;
-    kept across reloads, so that its peers keep what they learnt."""
-
-    def __init__(self, group: UpstreamGroup, tcp: bool = False) -> None:
-        self.group = group
-        self.tcp = tcp  # tcp mode: the active checks are TCP connects
-        self.addresses: Addresses = {}
-        self.balancer = Balancer([])
-        self.health_task: asyncio.Future[None] | None = None
-        self.started = False
-
-    def stop_health_checks(self) -> None:
-        if self.health_task is not None:
-            self.health_task.cancel()
-            self.health_task = None
-
-    def start_health_checks(self) -> None:
-        self.stop_health_checks()
-        group = self.group
-        if group.health_path or (self.tcp and group.health_interval > 0):
-            checker = HealthChecker(
-                lambda: self.balancer.peers,
-                group.health_path,
-                group.health_interval,
-                group.health_timeout,
-                group.health_rise,
-                group.health_fall,
-                check=connect_probe if self.tcp else probe,
-            )
-            self.health_task = asyncio.ensure_future(checker.run())
-        else:
-            for peer in self.balancer.peers:
-                peer.healthy = True
-
-
-def health_of(group: UpstreamGroup) -> tuple[object, ...]:
-    return (
-        group.health_path,
-        group.health_interval,
-        group.health_timeout,
-        group.health_rise,
-        group.health_fall,
-    )
-
-
-def settings_for(base: ProxySettings, group: UpstreamGroup) -> ProxySettings:
-    """The engine's settings for the group's upstreams: its timeouts and next_upstream."""
-    return replace(
-        base,
-        connect_timeout=group.connect_timeout,
-        read_timeout=group.read_timeout,
-        send_timeout=group.send_timeout,
-        next_upstream=group.next_upstream_mask,
-        next_upstream_statuses=group.next_upstream_statuses,
-        retry_non_idempotent="non_idempotent" in group.next_upstream,
-    )
 
 
 class Ambassador:
@@ -171,7 +90,7 @@ class Ambassador:
             state = self.groups.get(name) or (self.default if name == "default" else None)
             if state is None:
                 state = GroupState(group, self.tcp)
-            await self.apply_group(state, group)
+            await state.apply(group, self.settings)
             states[name] = state
         for name, gone in self.groups.items():
             if name not in states:
@@ -180,26 +99,6 @@ class Ambassador:
                     peer.upstream.close()
         self.groups, self.default, self.layout = states, states["default"], layout
         self.routes = tuple((route, states[route.group]) for route in layout.routes)
-
-    async def apply_group(
-        self, state: GroupState, group: UpstreamGroup, addresses: Addresses | None = None
-    ) -> None:
-        if addresses is None:
-            addresses = await resolve(group.servers, state.addresses)
-        peers = build_peers(
-            group.servers,
-            addresses,
-            settings_for(self.settings, group),
-            old=state.balancer.peers if state.started else None,
-            now=monotonic(),
-        )
-        key = hash_key(group.hash_key) if group.method == "hash" else None
-        ejector = Ejector(group.outlier) if group.outlier.enabled else None
-        state.balancer = Balancer(peers, group.method, hash_key=key, ejector=ejector)
-        restart = health_of(group) != health_of(state.group) or not state.started
-        state.group, state.addresses, state.started = group, addresses, True
-        if restart:
-            state.start_health_checks()
 
     async def reload_config(self, why: str) -> None:
         async with self._lock:
@@ -236,7 +135,7 @@ class Ambassador:
                     addresses = await resolve(state.group.servers, state.addresses)
                     if addresses != state.addresses:
                         log.info("upstream addresses changed: %s", addresses)
-                        await self.apply_group(state, state.group, addresses)
+                        await state.apply(state.group, self.settings, addresses)
 
     def describe(self) -> str:
         return "; ".join(
@@ -247,34 +146,15 @@ class Ambassador:
         )
 
     # -- admin -----------------------------------------------------------------------------------
-    def upstreams_json(self) -> list[dict[str, object]]:
-        return [
-            peer_view(name, p, state.balancer.clock())
-            for name, state in self.groups.items()
-            for p in state.balancer.peers
-        ]
+    def balancers(self) -> dict[str, Balancer]:
+        return {name: state.balancer for name, state in self.groups.items()}
 
-    def change(self, change: dict[str, Any]) -> list[dict[str, object]]:
-        """An admin write: set drain/down on the peers it names (all groups, or `group`)."""
-        changed = []
-        now = monotonic()
-        for name, state in self.groups.items():
-            if change.get("group", name) != name:
-                continue
-            for peer in state.balancer.peers:
-                if change.get("server", peer.name) != peer.name:
-                    continue
-                if change.get("address", peer.upstream.url) != peer.upstream.url:
-                    continue
-                was_out = peer.drain or peer.down
-                peer.drain = change.get("drain", peer.drain)
-                peer.down = change.get("down", peer.down)
-                if peer.drain or peer.down:
-                    peer.upstream.close()  # idle connections: those in flight finish
-                elif was_out:
-                    peer.start_slow(now)
-                changed.append(peer_view(name, peer, now))
-        return changed
+    def upstreams_json(self) -> list[dict[str, object]]:
+        return views_of(self.balancers())
+
+    def change(self, change: dict[str, Any]) -> Views:
+        """An admin write (PATCH /upstreams): drain/down on the peers it names."""
+        return change_peers(self.balancers(), change)
 
     # -- running -----------------------------------------------------------------------------
     async def start(self, reuse_port: bool = False) -> None:
@@ -316,83 +196,6 @@ class Ambassador:
         for state in self.groups.values():
             for peer in state.balancer.peers:
                 peer.upstream.close()
-
-
-def peer_view(group: str, p: Peer, now: float) -> dict[str, object]:
-    ejected = p.ejected_until > now
-    return {
-        "group": group,
-        "server": p.name,
-        "address": p.upstream.url,
-        "weight": p.weight,
-        "effective_weight": p.effective_weight,
-        "current_weight": p.current_weight,
-        "backup": p.backup,
-        "down": p.down,
-        "drain": p.drain,
-        "max_fails": p.max_fails,
-        "fail_timeout": p.fail_timeout,
-        "fails": p.fails,
-        "healthy": p.healthy,
-        "available": p.available(now),
-        "slow_start": p.slow_start,
-        "weight_share": round(p.share(now), 4) if not ejected else 0.0,
-        "ejected": ejected,
-        "ejected_for": round(p.ejected_until - now, 3) if ejected else 0.0,
-        "ejections": p.ejections_total,
-        "active_requests": p.conns,
-        "max_conns": p.max_conns,
-        "responses": {str(k): v for k, v in p.responses.items()},
-        "failures": p.failures,
-        "latency": {"counts": p.latency.counts, "total": p.latency.total},
-        "connections": p.connections,
-        "sent_bytes": p.sent_bytes,
-        "received_bytes": p.received_bytes,
-    }
-
-
-def describe(balancer: Balancer) -> str:
-    return (
-        ", ".join(
-            f"{p.upstream.url} weight={p.weight}{' backup' if p.backup else ''}"
-            for p in balancer.peers
-        )
-        or "no peers"
-    )
-
-
-Views = list[dict[str, Any]]
-
-
-def merge_views(per_worker: list[Views]) -> Views:
-    """The peers as the workers see them, added up: counters summed; a peer counts as up or
-    healthy only if every worker sees it so, and shows the lowest effective weight."""
-    merged: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for views in per_worker:
-        for view in views:
-            key = (view.get("group", ""), view["server"], view["address"])
-            into = merged.get(key)
-            if into is None:
-                merged[key] = json.loads(json.dumps(view))  # a deep copy
-                continue
-            for name in ("available", "healthy"):
-                into[name] = into[name] and view[name]
-            into["effective_weight"] = min(into["effective_weight"], view["effective_weight"])
-            into["fails"] = max(into["fails"], view["fails"])
-            into["weight_share"] = min(into["weight_share"], view["weight_share"])
-            into["ejected"] = into["ejected"] or view["ejected"]
-            into["ejections"] += view["ejections"]
-            for name in ("active_requests", "connections", "sent_bytes", "received_bytes"):
-                into[name] += view[name]
-            for table in ("responses", "failures"):
-                for k, n in view[table].items():
-                    into[table][k] = into[table].get(k, 0) + n
-            into["latency"]["counts"] = [
-                a + b
-                for a, b in zip(into["latency"]["counts"], view["latency"]["counts"], strict=True)
-            ]
-            into["latency"]["total"] += view["latency"]["total"]
-    return list(merged.values())
 
 
 async def serve_admin(

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
@@ -95,9 +95,11 @@ class AgentCollector(Collector):
                                   value=s.checkpoint_writes)
 
 
-def registry_for(stats: Stats, tailers: Callable[[], list[Tailer]]) -> CollectorRegistry:
+def registry_for(stats: Stats, tailers: Callable[[], list[Tailer]]) -> Callable[[], bytes]:
+    """What /metrics serves (podkit.admin_http), rendered per scrape from a registry of the
+    agent's own."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(AgentCollector(stats, tailers))
     ProcessCollector(registry=registry)
     register_build_info(registry, "logagent")
-    return registry
+    return lambda: generate_latest(registry)

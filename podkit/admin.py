@@ -5,11 +5,14 @@ theirs without aiohttp (podkit.admin_http)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from podkit.health import Health
+
+if TYPE_CHECKING:  # imported by admin_app only: the adapter and echoserver never load it
+    from prometheus_client import CollectorRegistry
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
@@ -40,6 +43,9 @@ def add_health_routes(app: web.Application, health: Health) -> None:
 
 
 def admin_app(health: Health, registry: CollectorRegistry) -> web.Application:
+    """gitsync's admin app: health and a prometheus-client registry's /metrics."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     async def metrics(_request: web.Request) -> web.Response:
         return web.Response(
             body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import cast
 
 import httptools
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from podkit.exposition import CONTENT_TYPE
 from podkit.health import Health
 
 log = logging.getLogger(__name__)
@@ -239,8 +239,9 @@ class AdminConnection(asyncio.Protocol):
             self.transport.close()
 
 
-def admin_routes(health: Health, registry: CollectorRegistry) -> dict[str, Handler]:
-    """/healthz, /readyz and /metrics: what every proxy serves on its admin port."""
+def admin_routes(health: Health, metrics: Callable[[], bytes]) -> dict[str, Handler]:
+    """/healthz, /readyz and /metrics: what every proxy serves on its admin port. `metrics`
+    renders the exposition text of one scrape."""
 
     async def healthz(_request: Request) -> Response:
         return Response.text(200, "ok\n")
@@ -251,7 +252,7 @@ def admin_routes(health: Health, registry: CollectorRegistry) -> dict[str, Handl
             return Response.text(503, f"not ready: {reason}\n")
         return Response.text(200, "ok\n")
 
-    async def metrics(_request: Request) -> Response:
-        return Response(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+    async def scrape(_request: Request) -> Response:
+        return Response(200, metrics(), CONTENT_TYPE)
 
-    return {"/healthz": healthz, "/readyz": readyz, "/metrics": metrics}
+    return {"/healthz": healthz, "/readyz": readyz, "/metrics": scrape}

@@ -19,7 +19,7 @@
 # requirements.lock or the base image changes. One line is printed per image built: its tag,
 # id, whether it changed, its size and the seconds it took.
 #
-# Tags: the project's images are tagged with pyproject.toml's version (the tag k8s/ names in
+# Tags: the project's images are tagged with podkit.__version__ (the tag k8s/ names in
 # k8s/components/release), and carry the OCI labels version, revision (git), created (the
 # commit's time, so a rebuild of the same commit is the same image; SOURCE_DATE_EPOCH wins)
 # and source (the origin remote, when the checkout has one).
@@ -43,7 +43,7 @@ HELPERS=(gitserver rsyslog)
 BASE_IMAGE=pod-patterns/debian-python:bookworm
 OFFLINE_PIP_ARGS="--no-index --find-links=/wheelhouse"
 OFFLINE_BUILD_PACKAGES="gcc libc6-dev python3-dev"
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' pyproject.toml | head -n1)
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' podkit/__init__.py | head -n1)
 
 log() { echo "build-images: $*" >&2; }
 die() { log "$*"; exit 1; }

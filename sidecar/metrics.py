@@ -1,73 +1,61 @@
-"""The sidecar's /metrics: the engine's counters, certificates, and the process."""
+"""The sidecar's /metrics: the engine's counters, certificates, and the process.
+
+Written with podkit.exposition, not prometheus-client, whose import alone would add ~5 MiB
+to every sidecar's resident memory."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.process_collector import ProcessCollector
-from prometheus_client.registry import Collector
-
-from podkit.buildinfo import build_info
+from podkit.buildinfo import add_build_info
+from podkit.exposition import Exposition, client_float, counter, gauge, labels
+from podkit.process_metrics import process_metrics
 from podkit.proxy.stats import ProxyStats
 from sidecar.tls import HANDSHAKE_LABELS, CertStore
 
-
-class SidecarCollector(Collector):
-    def __init__(
-        self,
-        stats: Callable[[], ProxyStats],
-        certs: CertStore | None,
-        refused: Callable[[], int],
-    ) -> None:
-        self.stats = stats  # this process's counters, or the sum of the workers'
-        self.certs = certs
-        self.refused = refused  # client certificates the --allow-* lists refused, likewise
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self.stats()
-        yield build_info("sidecar")
-        yield from stats.families("sidecar")
-        failures = CounterMetricFamily(
-            "sidecar_tls_handshake_failures",
-            "TLS handshakes that failed, by reason",
-            labels=["reason"],
-        )
-        for reason in HANDSHAKE_LABELS:
-            failures.add_metric([reason], stats.handshake_failures.get(reason, 0))
-        yield failures
-        yield CounterMetricFamily(
-            "sidecar_client_cert_refused",
-            "Connections whose verified client certificate no --allow-* rule admitted",
-            value=self.refused(),
-        )
-        if self.certs is None:
-            return
-        not_after = GaugeMetricFamily(
-            "sidecar_cert_not_after_timestamp_seconds",
-            "Expiry of each served certificate, as a Unix time",
-            labels=["cert_file"],
-        )
-        for pair in self.certs.pairs:
-            not_after.add_metric([pair.cert_file], pair.not_after)
-        yield not_after
-        yield CounterMetricFamily(
-            "sidecar_cert_reloads", "Certificate pairs reloaded", value=self.certs.reloads
-        )
-        yield CounterMetricFamily(
-            "sidecar_cert_reload_failures",
-            "Changed certificate pairs that were rejected",
-            value=self.certs.reload_failures,
-        )
+HANDSHAKE_FAILURES = counter(
+    "tls_handshake_failures_total", "TLS handshakes that failed, by reason"
+)
+CLIENT_CERT_REFUSED = counter(
+    "client_cert_refused_total",
+    "Connections whose verified client certificate no --allow-* rule admitted",
+)
+CERT_NOT_AFTER = gauge(
+    "cert_not_after_timestamp_seconds", "Expiry of each served certificate, as a Unix time"
+)
+CERT_RELOADS = counter("cert_reloads_total", "Certificate pairs reloaded")
+CERT_RELOAD_FAILURES = counter(
+    "cert_reload_failures_total", "Changed certificate pairs that were rejected"
+)
 
 
 def registry_for(
     stats: Callable[[], ProxyStats],
     certs: CertStore | None,
     refused: Callable[[], int],
-) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(SidecarCollector(stats, certs, refused))
-    ProcessCollector(registry=registry)
-    return registry
+) -> Callable[[], bytes]:
+    """What /metrics serves, rendered per scrape. `stats`: this process's counters, or the
+    sum of the workers'; `refused`: client certificates the --allow-* lists refused, likewise.
+    """
+
+    def render() -> bytes:
+        out = Exposition("sidecar", client_float)
+        add_build_info(out)
+        proxy = stats()
+        proxy.add_families(out)
+        for reason in HANDSHAKE_LABELS:
+            out.put(
+                HANDSHAKE_FAILURES,
+                proxy.handshake_failures.get(reason, 0),
+                labels((("reason", reason),)),
+            )
+        out.put(CLIENT_CERT_REFUSED, refused())
+        if certs is not None:
+            out.declare(CERT_NOT_AFTER)
+            for pair in certs.pairs:
+                out.put(CERT_NOT_AFTER, pair.not_after, labels((("cert_file", pair.cert_file),)))
+            out.put(CERT_RELOADS, certs.reloads)
+            out.put(CERT_RELOAD_FAILURES, certs.reload_failures)
+        return out.render() + process_metrics()
+
+    return render

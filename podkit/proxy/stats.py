@@ -5,15 +5,10 @@ more than the request's whole budget of a few µs)."""
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
+from podkit.exposition import Exposition, counter, gauge, histogram, labels
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 METHODS = {
@@ -31,6 +26,28 @@ METHODS = {
     )
 }
 STATUS_TEXT = {code: str(code) for code in range(100, 600)}
+UPSTREAM_ERROR_KINDS = ("connect", "timeout", "reset", "invalid_response", "status")
+REJECT_REASONS = (
+    "malformed",
+    "header_timeout",
+    "body_timeout",
+    "header_too_large",
+    "body_too_large",
+    "framing_lookalike",
+    "proxy_protocol",
+)
+
+# The families, named without the service's prefix (the Exposition's namespace).
+REQUESTS = counter("requests_total", "Requests answered, by method and status code")
+DURATION = histogram(
+    "request_duration_seconds", "Time from the end of the request head to the end of the response"
+)
+RECEIVED = counter("received_bytes_total", "Bytes received from clients")
+SENT = counter("sent_bytes_total", "Bytes sent to clients")
+CONNECTIONS = gauge("connections", "Open client connections")
+ACCEPTED = counter("accepted_connections_total", "Client connections accepted")
+UPSTREAM_ERRORS = counter("upstream_errors_total", "Failed upstream attempts, by kind")
+REJECTED = counter("rejected_requests_total", "Requests refused by the proxy itself, by reason")
 
 
 class Histogram:
@@ -112,54 +129,18 @@ class ProxyStats:
                 total.handshake_failures[reason] = total.handshake_failures.get(reason, 0) + n
         return total
 
-    def families(self, prefix: str) -> Iterator[Metric]:
-        requests = CounterMetricFamily(
-            f"{prefix}_requests",
-            "Requests answered, by method and status code",
-            labels=["method", "code"],
-        )
+    def add_families(self, out: Exposition) -> None:
+        """The counters as families, into a scrape's exposition."""
+        out.declare(REQUESTS)  # before the first request too
         for (method, code), n in sorted(self.requests.items()):
-            requests.add_metric([method, code], n)
-        yield requests
-        duration = HistogramMetricFamily(
-            f"{prefix}_request_duration_seconds",
-            "Time from the end of the request head to the end of the response",
-        )
-        duration.add_metric([], self.duration.cumulative(), self.duration.total)
-        yield duration
-        yield CounterMetricFamily(
-            f"{prefix}_received_bytes", "Bytes received from clients", value=self.bytes_in
-        )
-        yield CounterMetricFamily(
-            f"{prefix}_sent_bytes", "Bytes sent to clients", value=self.bytes_out
-        )
-        yield GaugeMetricFamily(
-            f"{prefix}_connections", "Open client connections", value=self.connections_active
-        )
-        yield CounterMetricFamily(
-            f"{prefix}_accepted_connections",
-            "Client connections accepted",
-            value=self.connections_total,
-        )
-        errors = CounterMetricFamily(
-            f"{prefix}_upstream_errors", "Failed upstream attempts, by kind", labels=["kind"]
-        )
-        for kind in ("connect", "timeout", "reset", "invalid_response", "status"):
-            errors.add_metric([kind], self.upstream_errors.get(kind, 0))
-        yield errors
-        rejected = CounterMetricFamily(
-            f"{prefix}_rejected_requests",
-            "Requests refused by the proxy itself, by reason",
-            labels=["reason"],
-        )
-        for reason in (
-            "malformed",
-            "header_timeout",
-            "body_timeout",
-            "header_too_large",
-            "body_too_large",
-            "framing_lookalike",
-            "proxy_protocol",
-        ):
-            rejected.add_metric([reason], self.rejected.get(reason, 0))
-        yield rejected
+            # Label names in order, as prometheus-client wrote them: code before method.
+            out.put(REQUESTS, n, labels((("code", code), ("method", method))))
+        out.put_histogram(DURATION, self.duration.cumulative(), self.duration.total)
+        out.put(RECEIVED, self.bytes_in)
+        out.put(SENT, self.bytes_out)
+        out.put(CONNECTIONS, self.connections_active)
+        out.put(ACCEPTED, self.connections_total)
+        for kind in UPSTREAM_ERROR_KINDS:
+            out.put(UPSTREAM_ERRORS, self.upstream_errors.get(kind, 0), labels((("kind", kind),)))
+        for reason in REJECT_REASONS:
+            out.put(REJECTED, self.rejected.get(reason, 0), labels((("reason", reason),)))

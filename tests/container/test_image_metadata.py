@@ -6,18 +6,19 @@ package, the others in /app)."""
 from __future__ import annotations
 
 import datetime
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import images
 
+import podkit
+
 pytestmark = pytest.mark.timeout(900)
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("adapter", "sidecar", "ambassador", "echoserver", "gitsync", "logagent")
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+VERSION = podkit.__version__  # pyproject.toml's version is read from there too
 OCI = "org.opencontainers.image."
 
 

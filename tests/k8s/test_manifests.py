@@ -9,7 +9,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import kubernetes_validate
@@ -19,6 +18,7 @@ from support.kustomize import ROOT, Doc, pod_containers, render
 from support.processes import free_port, wait_for
 from support.tools import require, require_binary
 
+import podkit
 from podkit.options import parse_duration
 
 OVERLAYS = sorted(
@@ -49,7 +49,7 @@ CUSTOM = {
     ("monitoring.coreos.com/v1", "PodMonitor"),
     ("monitoring.coreos.com/v1", "PrometheusRule"),
 }
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+VERSION = podkit.__version__  # pyproject.toml's version is read from there too
 # The recommended labels, all six on every object and every pod template.
 RELEASE_LABELS = {
     "app.kubernetes.io/part-of": "pod-patterns",
@@ -226,8 +226,8 @@ def test_every_object_and_pod_carries_the_six_recommended_labels(path: str) -> N
                 assert template["metadata"]["labels"][key] == doc["metadata"]["labels"][key]
 
 
-def test_the_release_is_set_once_and_agrees_with_pyproject() -> None:
-    """One version: the component's image tags and version label, pyproject.toml's version
+def test_the_release_is_set_once_and_agrees_with_the_package() -> None:
+    """One version: the component's image tags and version label, podkit.__version__
     (which scripts/build-images.sh tags the images with) and docker-compose.yml's defaults."""
     release = yaml.safe_load((ROOT / "k8s/components/release/kustomization.yaml").read_text())
     assert release["kind"] == "Component"

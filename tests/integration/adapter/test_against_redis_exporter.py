@@ -15,7 +15,7 @@ from support.processes import RedisServer, Service, adapter, redis_exporter
 from support.redis_topology import Cluster, SentinelSet
 from support.tools import require_binary
 
-from adapter.info import FIELDS
+from adapter.info_fields import FIELDS
 
 # Families redis_exporter has that the adapter does not, each for a reason (README):
 NOT_EXPORTED = {

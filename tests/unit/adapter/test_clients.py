@@ -6,7 +6,7 @@ import pytest
 from support import metrics
 
 from adapter.clients import add_clients, parse_client
-from adapter.exposition import Exposition
+from podkit.exposition import Exposition
 
 NOW = 1_800_000_000
 REDIS_7 = (

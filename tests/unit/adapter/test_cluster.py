@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from adapter import cluster
-from adapter.exposition import Exposition
+from podkit.exposition import Exposition
 
 DATA = Path(__file__).parent / "data"
 

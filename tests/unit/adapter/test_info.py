@@ -8,7 +8,7 @@ import pytest
 from support import metrics
 
 from adapter import info
-from adapter.exposition import Exposition
+from podkit.exposition import Exposition
 
 DATA = Path(__file__).parent / "data"
 

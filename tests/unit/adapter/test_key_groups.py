@@ -6,8 +6,8 @@ from typing import Any
 from redis.exceptions import ResponseError
 from support import metrics
 
-from adapter.exposition import Exposition
 from adapter.key_groups import GROUP_SCRIPT, Group, add_key_group_metrics, top_groups
+from podkit.exposition import Exposition
 
 
 def test_groups_under_the_limit_are_all_reported() -> None:

@@ -7,8 +7,8 @@ import pytest
 from redis.exceptions import ResponseError
 from support import metrics
 
-from adapter.exposition import Exposition
 from adapter.keys import add_key_metrics, parse_key_specs
+from podkit.exposition import Exposition
 from podkit.options import OptionError
 
 

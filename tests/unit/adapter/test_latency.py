@@ -1,5 +1,4 @@
-"""latency.py: LATENCY LATEST and Redis 7's LATENCY HISTOGRAM as redis_exporter exports them;
-exposition.go_float, the Go client's way of writing `le`."""
+"""latency.py: LATENCY LATEST and Redis 7's LATENCY HISTOGRAM as redis_exporter exports them."""
 
 from __future__ import annotations
 
@@ -7,7 +6,7 @@ import pytest
 from support import metrics
 
 from adapter import latency
-from adapter.exposition import Exposition, go_float
+from podkit.exposition import Exposition
 
 HISTOGRAM_REPLY = [
     b"get",
@@ -56,22 +55,3 @@ def test_latest() -> None:
     text = out.render().decode()
     assert 'redis_latency_spike_last{event_name="command"} 1700000000\n' in text
     assert 'redis_latency_spike_duration_seconds{event_name="command"} 0.025\n' in text
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [
-        (1, "1"),
-        (131072, "131072"),
-        (1048576, "1.048576e+06"),
-        (1e6, "1e+06"),
-        (0.0001, "0.0001"),
-        (0.00001, "1e-05"),
-        (1796493898.0, "1.796493898e+09"),
-        (-2.5, "-2.5"),
-        (0, "0"),
-        (float("inf"), "+Inf"),
-    ],
-)
-def test_go_float(value: float, text: str) -> None:
-    assert go_float(value) == text

@@ -1,5 +1,6 @@
-"""The process_* / python_* text written by hand, held against prometheus-client's
-collectors rendered through generate_latest (what the adapter used to serve)."""
+"""The adapter's process_* (podkit.process_metrics) and python_* text written by hand, held
+against prometheus-client's collectors rendered through generate_latest (what the adapter
+used to serve)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from redis.exceptions import ResponseError
 from support import metrics
 
 from adapter import redis_config
-from adapter.exposition import Exposition
+from podkit.exposition import Exposition
 
 ALL = [
     b"maxmemory",

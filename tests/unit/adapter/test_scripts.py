@@ -9,7 +9,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from support import metrics
 
 from adapter import scripts
-from adapter.exposition import Exposition
+from podkit.exposition import Exposition
 
 
 @pytest.mark.parametrize(

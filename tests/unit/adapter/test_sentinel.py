@@ -12,8 +12,8 @@ from redis.exceptions import ResponseError
 from support import metrics
 
 from adapter import sentinel
-from adapter.exposition import Exposition
 from adapter.info import parse_info
+from podkit.exposition import Exposition
 
 DATA = Path(__file__).parent / "data"
 

@@ -8,8 +8,8 @@ import pytest
 from redis.exceptions import ResponseError
 from support import metrics
 
-from adapter.exposition import Exposition
 from adapter.streams import add_stream_metrics, stream_id_ms
+from podkit.exposition import Exposition
 
 STREAMS = {
     (0, "events"): {

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter
 from proxy_fakes import FakeTransport, settle
 
 from podkit.admin_http import AdminConnection, AdminServer, Request, Response, admin_routes
@@ -23,13 +22,13 @@ async def ask(server: AdminServer, data: bytes) -> tuple[bytes, FakeTransport]:
 
 
 def admin(ready: bool = True, reason: str | None = None) -> AdminServer:
-    registry = CollectorRegistry()
-    Counter("demo_things", "Things", registry=registry).inc(3)
+    def metrics() -> bytes:
+        return b"# TYPE demo_things_total counter\ndemo_things_total 3.0\n"
 
     async def check() -> str | None:
         return reason
 
-    return AdminServer(admin_routes(Health(ready=ready, check=check), registry))
+    return AdminServer(admin_routes(Health(ready=ready, check=check), metrics))
 
 
 async def test_health_ready_and_metrics() -> None:
@@ -40,7 +39,7 @@ async def test_health_ready_and_metrics() -> None:
     answer, _ = await ask(server, b"GET /readyz HTTP/1.1\r\nHost: a\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
     answer, _ = await ask(server, b"GET /metrics?x=1 HTTP/1.1\r\nHost: a\r\n\r\n")
-    assert b"Content-Type: text/plain; version=" in answer
+    assert b"Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n" in answer
     assert b"demo_things_total 3.0" in answer
 
 

@@ -82,3 +82,29 @@ def test_other_errors_keep_their_traceback() -> None:
     record = aiohttp_error(KeyError("a bug"))
     assert logs.ClientErrors().filter(record)
     assert record.levelname == "ERROR" and record.exc_info is not None
+
+
+def test_configure_sets_up_stderr_levels_and_the_filter_once(
+    configured: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = logging.getLogger("podkit.test.earlier")  # made before: must still log
+    logs.configure("warning", "json")  # again, as a second call would
+    root = logging.getLogger()
+    assert root.level == logging.WARNING and len(root.handlers) == 1
+    handler = root.handlers[0]
+    assert isinstance(handler, logging.StreamHandler) and handler.stream is sys.stderr
+    assert isinstance(handler.formatter, logs.JsonFormatter)
+    assert logging.getLogger("aiohttp.access").level == logging.WARNING
+    filters = logging.getLogger("aiohttp.server").filters
+    assert [type(f) for f in filters] == [logs.ClientErrors]
+    earlier.info("not shown")
+    earlier.warning("shown")
+    assert not earlier.disabled
+    err = capsys.readouterr().err
+    assert '"message": "shown"' in err and "not shown" not in err
+
+
+def test_text_lines(configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("info", "text")  # here: the handler writes to the stderr capsys holds now
+    logging.getLogger("podkit.test").info("hello %s", "world")
+    assert capsys.readouterr().err.endswith(" INFO    podkit.test: hello world\n")
