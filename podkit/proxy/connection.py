@@ -151,7 +151,7 @@ class UpstreamConnection(asyncio.Protocol):
                 exchange.tunnel_closed()
             else:
                 self._on_close(exchange)
-        self.transport = None
+        self.transport = self.flow.transport = None  # not kept alive by the parser's cycle
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

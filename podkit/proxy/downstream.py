@@ -83,7 +83,10 @@ class ClientConnection(RequestIntake):
             exchange.abandon()
         self.queue.clear()
         self.listener.closed(self)
-        self.transport = None
+        # Let go of the transport everywhere: the parser's callbacks make this object part of
+        # a reference cycle, and the TLS layer behind the transport (OpenSSL's state and a
+        # 256 KiB read buffer) would otherwise wait for the cyclic collector's next full pass.
+        self.transport = self.flow.transport = None
 
     def eof_received(self) -> bool | None:
         return None  # close our side too

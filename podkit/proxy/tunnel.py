@@ -103,7 +103,7 @@ class TunnelEnd(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.peer is not None and self.peer.transport is not None:
             self.peer.transport.close()
-        self.transport = None
+        self.transport = self.flow.transport = None  # not kept alive by the ends' cycle
         if self.on_lost is not None:
             on_lost, self.on_lost = self.on_lost, None
             on_lost(exc)
