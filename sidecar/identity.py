@@ -30,11 +30,11 @@ import logging
 import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import quote
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+if TYPE_CHECKING:  # imported where a client certificate is read: only with mTLS (~10 MiB)
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,9 @@ class ClientCert:
 
     @classmethod
     def parse(cls, chain: tuple[bytes, ...]) -> ClientCert:
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
         cert = x509.load_der_x509_certificate(chain[0])
         name = cert.subject
         try:

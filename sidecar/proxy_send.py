@@ -9,9 +9,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
 from podkit.proxy.proxy_header import Address, header_v2, tlv
 
 PP2_TYPE_SSL = 0x20
@@ -38,6 +35,11 @@ def ssl_tlv(sslobj: ssl.SSLObject | None) -> bytes:
     leaf = sslobj.getpeercert(binary_form=True)
     if leaf:  # the handshake verified it, or it would not have completed
         flags |= PP2_CLIENT_CERT_CONN | PP2_CLIENT_CERT_SESS
+        # Imported here: a client certificate means mTLS, and only then is cryptography's
+        # ~10 MiB worth loading.
+        from cryptography import x509
+        from cryptography.x509.oid import NameOID
+
         names = x509.load_der_x509_certificate(leaf).subject
         cns = names.get_attributes_for_oid(NameOID.COMMON_NAME)
         if cns:

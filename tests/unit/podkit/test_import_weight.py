@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import trustme
 
 ROOT = Path(__file__).resolve().parents[3]
 HEAVY = ("prometheus_client", "importlib.metadata", "logging.config")
@@ -79,3 +80,43 @@ def test_python_m_service_loads_none_of_them(service: str) -> None:
     }
     assert f"{service}.service" in imported  # the list is the whole path
     assert sorted(imported & set(HEAVY)) == []
+
+
+# The sidecar serving TLS: its certificate read, its contexts built, a scrape. cryptography
+# (~10 MiB) is for mTLS and --send-proxy-v2 only, loaded when a client certificate is read.
+TLS_PATH = """
+import json, sys
+from sidecar.config import SidecarConfig
+from sidecar.metrics import registry_for
+from sidecar.service import load_certs
+from podkit.options import load
+from podkit.proxy.stats import ProxyStats
+
+config = load(SidecarConfig, sys.argv[1:], {}, prog="sidecar")
+certs = load_certs(config)
+certs.front_context()
+assert b"sidecar_cert_not_after_timestamp_seconds" in registry_for(ProxyStats, certs, int)()
+print(json.dumps(sorted(name for name in %r if name in sys.modules)))
+"""
+
+
+def test_the_sidecar_serving_tls_does_not_load_cryptography(tmp_path: Path) -> None:
+    leaf = trustme.CA().issue_cert("a.test")
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    leaf.private_key_and_cert_chain_pem.write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            TLS_PATH % (("cryptography", *HEAVY),),
+            *("--cert-file", str(cert), "--key-file", str(key)),
+            *("--upstream", "http://127.0.0.1:1"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(result.stdout.splitlines()[-1]) == []

@@ -1,10 +1,12 @@
 """The sidecar's certificate store without sockets: SNI names matched as RFC 6125 says,
-certificate fields read with cryptography, and the client CA bundle reloaded with the pairs
-(on change, and on SIGHUP's forced reload)."""
+certificate fields read by the ssl module and by cryptography, and the client CA bundle
+reloaded with the pairs (on change, and on SIGHUP's forced reload)."""
 
 from __future__ import annotations
 
 import os
+import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +14,13 @@ import pytest
 import trustme
 from support.sidecar_fixtures import write_pair
 
-from sidecar.tls import CertStore, Settings, certificate_info, matches
+from sidecar.tls import (
+    CertStore,
+    Settings,
+    certificate_info,
+    certificate_info_read_by_cryptography,
+    matches,
+)
 
 
 @pytest.mark.parametrize(
@@ -40,16 +48,45 @@ def test_rfc6125_name_matching(pattern: str, name: str, expected: bool) -> None:
     assert matches(pattern, name) is expected
 
 
-def test_certificate_info_read_with_cryptography(tmp_path: Path) -> None:
+READERS = [certificate_info, certificate_info_read_by_cryptography]
+
+
+@pytest.mark.parametrize("read", READERS, ids=["ssl", "cryptography"])
+def test_certificate_info(tmp_path: Path, read: Callable[[str], tuple[list[str], float]]) -> None:
     ca = trustme.CA()
     not_after = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     leaf = ca.issue_cert("a.test", "*.b.test", "127.0.0.1", not_after=not_after)
     cert, _ = write_pair(leaf, tmp_path / "t.crt", tmp_path / "t.key")
-    assert certificate_info(str(cert)) == (["a.test", "*.b.test"], not_after.timestamp())
+    assert read(str(cert)) == (["a.test", "*.b.test"], not_after.timestamp())
     # no DNS subjectAltName: the CN stands in
     only_ip = ca.issue_cert("127.0.0.1", common_name="cn.test")
     cert, _ = write_pair(only_ip, tmp_path / "ip.crt", tmp_path / "ip.key")
-    assert certificate_info(str(cert))[0] == ["cn.test"]
+    assert read(str(cert))[0] == ["cn.test"]
+
+
+@pytest.mark.parametrize(
+    ("names", "common_name"),
+    [
+        (("a.test",), None),
+        (("xn--bcher-kva.test", "*.wild.test", "10.0.0.1", "::1"), None),
+        (("10.0.0.1",), "only-cn.test"),
+        (("a.test", "b.test"), "cn.test"),  # the SAN wins over the CN
+    ],
+)
+def test_the_two_readers_agree(
+    tmp_path: Path, names: tuple[str, ...], common_name: str | None
+) -> None:
+    """The ssl module's decoder stands in for cryptography's; a chain file's leaf is read."""
+    leaf = trustme.CA().create_child_ca().issue_cert(*names, common_name=common_name)
+    cert, _ = write_pair(leaf, tmp_path / "t.crt", tmp_path / "t.key")
+    assert certificate_info(str(cert)) == certificate_info_read_by_cryptography(str(cert))
+
+
+def test_a_file_without_a_certificate_is_refused(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate\n")
+    with pytest.raises((ssl.SSLError, ValueError)):
+        certificate_info(str(junk))
 
 
 def store_of(tmp_path: Path, ca: trustme.CA, *names: str, client_ca: str = "") -> CertStore:
