@@ -11,6 +11,9 @@ PY := $(VENV)/bin/python
 # The proxies' hot path compiled with mypyc, installed as `pip install .` installs it, in a venv
 # of its own; the proxies' tests run once more against it (the dev venv holds the pure build).
 COMPILED_VENV ?= .venv-compiled
+# ... on the interpreter the images ship (Debian's python3, the bench's too), where there is
+# one: an asyncio difference between patch releases is then caught here, not in a pod.
+COMPILED_PYTHON ?= $(if $(wildcard /usr/bin/python3),/usr/bin/python3,$(PYTHON))
 PROXY_TESTS := tests/unit/podkit tests/unit/ambassador tests/unit/sidecar tests/integration/podkit \
 	tests/integration/sidecar tests/integration/ambassador
 PACKAGE_SOURCES := $(shell find podkit sidecar ambassador -name '*.py' 2>/dev/null)
@@ -43,7 +46,7 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 install: $(VENV)/.installed ## create .venv with an editable install and the test tools
 
 $(COMPILED_VENV)/.installed: pyproject.toml setup.py requirements-dev.lock $(PACKAGE_SOURCES)
-	[ -x $(COMPILED_VENV)/bin/python ] || $(PYTHON) -m venv $(COMPILED_VENV)
+	[ -x $(COMPILED_VENV)/bin/python ] || $(COMPILED_PYTHON) -m venv $(COMPILED_VENV)
 	$(COMPILED_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(COMPILED_VENV)/bin/python -m pip install --quiet -r requirements-dev.lock
 	POD_PATTERNS_BUILD=compiled $(COMPILED_VENV)/bin/python -m pip install --quiet --no-deps \

@@ -89,15 +89,25 @@ class TunnelEnd(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         self.read_eof = True
+        return self.pass_eof()
+
+    def pass_eof(self) -> bool:
+        """This end's reading has ended: half-close the other end's writing. Whether this
+        end's transport stays open (for what the other direction still sends)."""
         peer = self.peer
-        if peer is not None and peer.transport is not None:
-            if peer.read_eof:  # both directions have ended: nothing more can come
-                peer.transport.close()
-                return False
-            if peer.transport.can_write_eof():
-                peer.transport.write_eof()
-                return True  # half-close: the other direction may still send
+        if peer is None:
+            # The upstream is still being dialled (`printf 'PING' | nc -N` half-closes at
+            # once): what was read waits in `pending`, and pair() passes the EOF on after it.
+            return True
+        if peer.transport is None:
+            return False
+        if peer.read_eof:  # both directions have ended: nothing more can come
             peer.transport.close()
+            return False
+        if peer.transport.can_write_eof():
+            peer.transport.write_eof()
+            return True  # half-close: the other direction may still send
+        peer.transport.close()
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -119,10 +129,13 @@ class TunnelEnd(asyncio.Protocol):
     def pair(self, other: TunnelEnd) -> None:
         """Join the two ends; what either read before goes across now."""
         self.peer, other.peer = other, self
-        for end in (self, other):
-            if end.pending and end.peer is not None and end.peer.transport is not None:
-                end.peer.transport.write(b"".join(end.pending))
+        for end, peer in ((self, other), (other, self)):
+            if end.pending and peer.transport is not None:
+                peer.transport.write(b"".join(end.pending))
                 end.pending.clear()
+            # An end that half-closed before the other existed: its EOF goes across now.
+            if end.read_eof and not end.pass_eof() and end.transport is not None:
+                end.transport.close()
 
 
 def take_over(transport: asyncio.Transport, end: TunnelEnd) -> None:

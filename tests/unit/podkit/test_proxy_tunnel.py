@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from proxy_fakes import FakeTransport
 
 from podkit.proxy import ProxySettings, Upstream
 from podkit.proxy.stats import ProxyStats
@@ -205,3 +206,34 @@ async def test_drain_waits_for_open_connections_then_closes_the_rest(backend: Ba
     await tunnel.drain(0.2)
     assert await asyncio.wait_for(reader.read(), TIMEOUT) == b""
     writer.close()
+
+
+class HalfClosable(FakeTransport):
+    """A fake transport that can half-close, as a TCP one can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.eof_written = False
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+
+async def test_an_eof_before_the_upstream_is_connected_follows_the_bytes_read() -> None:
+    """`printf 'PING' | nc -N host port`: the client half-closes while the upstream is still
+    being dialled; its bytes, then its EOF, go upstream once there is one, and the client's
+    side stays open for the answer."""
+    client, upstream_end = TunnelEnd(client_side=True), TunnelEnd()
+    client_transport, upstream_transport = HalfClosable(), HalfClosable()
+    client.connection_made(client_transport)  # type: ignore[arg-type]
+    client.data_received(b"PING")
+    assert client.eof_received() is True  # kept open: the answer is still to come
+    upstream_end.connection_made(upstream_transport)  # type: ignore[arg-type]
+    client.pair(upstream_end)
+    assert upstream_transport.take() == b"PING" and upstream_transport.eof_written
+    assert not client_transport.closed and not upstream_transport.closed
+    upstream_end.data_received(b"PONG")
+    assert client_transport.take() == b"PONG"
