@@ -27,6 +27,23 @@ class Family:
         return {k for _, labels, _ in self.samples for k in labels if k not in ("quantile", "le")}
 
 
+# process_* values that move between two reads a few microseconds apart.
+MOVING_PROCESS_VALUES = (
+    "process_virtual_memory_bytes ",
+    "process_resident_memory_bytes ",
+    "process_cpu_",
+)
+
+
+def without_moving_values(text: str) -> list[str]:
+    """The exposition's lines, the values that move between two reads cut off: for holding
+    text written by hand against prometheus-client's, read a moment apart."""
+    return [
+        line.rsplit(" ", 1)[0] if line.startswith(MOVING_PROCESS_VALUES) else line
+        for line in text.splitlines()
+    ]
+
+
 def parse(text: str) -> dict[str, Family]:
     families: dict[str, Family] = {}
     current: Family | None = None

@@ -10,17 +10,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from support.metrics import without_moving_values
 
 from adapter.own_metrics import build_info_labels, process_metrics
-
-# Values that move between two reads a few microseconds apart.
-MOVING = ("process_virtual_memory_bytes ", "process_resident_memory_bytes ", "process_cpu_")
-
-
-def _masked(text: str) -> list[str]:
-    return [
-        line.rsplit(" ", 1)[0] if line.startswith(MOVING) else line for line in text.splitlines()
-    ]
 
 
 def test_process_metrics_as_prometheus_client_renders_them() -> None:
@@ -35,7 +27,7 @@ def test_process_metrics_as_prometheus_client_renders_them() -> None:
     finally:
         gc.enable()
     head, tail = ours[: len(theirs)], ours[len(theirs) :]
-    assert _masked(head) == _masked(theirs)
+    assert without_moving_values(head) == without_moving_values(theirs)
     assert tail.startswith("# HELP process_virtual_memory_max_bytes ")
     assert ours.endswith("\n") and "\n\n" not in ours
 

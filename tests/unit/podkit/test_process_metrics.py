@@ -6,17 +6,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
+from support.metrics import without_moving_values
 
 from podkit import process_metrics
-
-# Values that move between two reads a few microseconds apart.
-MOVING = ("process_virtual_memory_bytes ", "process_resident_memory_bytes ", "process_cpu_")
-
-
-def masked(text: str) -> list[str]:
-    return [
-        line.rsplit(" ", 1)[0] if line.startswith(MOVING) else line for line in text.splitlines()
-    ]
 
 
 def test_as_prometheus_clients_process_collector_renders_them() -> None:
@@ -24,7 +16,7 @@ def test_as_prometheus_clients_process_collector_renders_them() -> None:
     ProcessCollector(registry=registry)
     theirs = generate_latest(registry).decode()
     ours = process_metrics.process_metrics().decode()
-    assert masked(ours) == masked(theirs)
+    assert without_moving_values(ours) == without_moving_values(theirs)
     assert ours.endswith("\n") and "\n\n" not in ours
     assert "# TYPE process_cpu_seconds_total counter\n" in ours
 
